@@ -1,0 +1,49 @@
+"""One timer service per actor system: ask timeouts and ``tools.schedule`` timers.
+
+A binary heap of ``(deadline, seq, entry)`` served by a single task. ``seq`` breaks ties, so
+entries with exactly equal deadlines fire in the order they were added, on every run (trio
+itself orders equal deadlines by memory address). Cancelled entries are dropped lazily when
+they reach the top of the heap, so adding and cancelling cost no scheduler work.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Protocol
+
+import trio
+
+
+class TimerEntry(Protocol):
+    def _fire(self) -> None: ...
+
+
+class TimerService:
+    __slots__ = ("_heap", "_seq", "_scope")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, TimerEntry]] = []
+        self._seq = 0
+        self._scope: trio.CancelScope | None = None
+
+    def add(self, deadline: float, entry: TimerEntry) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, entry))
+        scope = self._scope
+        if scope is not None and deadline < scope.deadline:
+            scope.deadline = deadline
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    async def run(self) -> None:
+        heap = self._heap
+        while True:
+            now = trio.current_time()
+            while heap and heap[0][0] <= now:
+                heapq.heappop(heap)[2]._fire()
+            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
+                self._scope = scope
+                await trio.sleep_forever()
+            self._scope = None
