@@ -382,6 +382,7 @@ class ActorRef(Generic[M]):
         self._open = False
         self._status = Status.STOPPING
         self._system._emit_stopping(self, reason)
+        self._discard_mailbox(letter, reason)
         if self._idle:
             self._wake()
         elif self._scope is not None and deadline < self._scope.deadline:
@@ -396,13 +397,7 @@ class ActorRef(Generic[M]):
         if self._current is not None:
             current, self._current = self._current, None
             system._dead_letter(self._id, current, "cancelled: the handler ran past its grace")
-        queue = self._queue
-        while queue:
-            system._dead_letter(self._id, queue.popleft(), control.letter)
-        release_blocked(self, control.letter)
-        self._fail_asks(
-            ActorStopped(f"{self._id} stopped ({_describe(control.reason)}) before replying")
-        )
+        self._discard_mailbox(control.letter, control.reason)
         with trio.CancelScope(shield=True, deadline=control.deadline):
             await self._run_on_stop(control.reason)
         self._status = Status.FAILED if control.error is not None else Status.STOPPED
@@ -420,6 +415,23 @@ class ActorRef(Generic[M]):
             monitor._deliver(control.reason)
         if self._stopped is not None:
             self._stopped.set()
+
+    def _discard_mailbox(self, letter: str, reason: object) -> None:
+        """Queued and blocked messages become dead letters; their askers get ActorStopped.
+
+        Only the ask of the message being handled right now stays pending: its handler may
+        still reply within the grace.
+        """
+        queue = self._queue
+        while queue:
+            self._system._dead_letter(self._id, queue.popleft(), letter)
+        release_blocked(self, letter)
+        asks = self._asks
+        if asks:
+            current = self._current
+            error = f"{self._id} stopped ({_describe(reason)}) before replying"
+            for reply in [r for r in asks if r._msg is not current or current is None]:
+                reply._fail(ActorStopped(error))
 
     async def _run_on_stop(self, reason: object) -> None:
         on_stop = self._behavior.on_stop
@@ -477,11 +489,6 @@ class ActorRef(Generic[M]):
                     MailboxFull(f"ask to {self._id}: its message was dropped (DROP_OLDEST)")
                 )
                 return
-
-    def _fail_asks(self, error: ActorStopped) -> None:
-        asks, self._asks = self._asks, None
-        for reply in asks or ():
-            reply._fail(ActorStopped(*error.args))
 
     def _schedule(self, after: float, msg: object, key: object) -> None:
         timers = self._timers
