@@ -70,7 +70,7 @@ def _check_max_inbox(instance: object, attribute: object, value: object) -> None
         )
 
 
-def _to_overflow(value: object) -> Overflow:
+def _to_overflow(value: Overflow | str) -> Overflow:
     if isinstance(value, Overflow):
         return value
     if isinstance(value, str):
