@@ -62,9 +62,7 @@ async def test_spawn_on_closed_system() -> None:
 
 async def test_spawn_rejects_non_behavior_and_bad_grace() -> None:
     async with ak.open_actor_system() as system:
-        with pytest.raises(
-            TypeError, match=r"spawn\(behavior=\.\.\.\) must be an actorkit"
-        ):
+        with pytest.raises(TypeError, match=r"spawn\(behavior=\.\.\.\) must be an actorkit"):
             await system.spawn(noop)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match=r"spawn\(shutdown=-1\)"):
             await system.spawn(ak.Behavior(name="x", handle=noop), shutdown=-1)
