@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from ._behavior import UNCHANGED, Behavior, Overflow
-from ._exceptions import ActorFailed, ActorStopped, MailboxFull, SelfAskError
+from ._exceptions import ActorFailed, ActorStopped, LinkedFailure, MailboxFull, SelfAskError
 from ._mailbox import admit_blocked, overflow_nowait, release_blocked, send_blocking
 from ._reply import _PENDING, Reply
 
@@ -58,14 +58,28 @@ class Down:
     reason: object
 
 
-class _Control:
-    """A request to end the actor: why, and by when its handler must have finished."""
+_RETIRED, _CONTROLLED, _DETACHED = range(3)
+"""How ``_serve`` ended: the idle task was retired; a control request; the task must leave."""
 
-    __slots__ = ("reason", "error", "letter", "deadline")
+_STOP, _SUSPEND, _RESTART, _FAIL = range(4)
+"""Control kinds: stop for good; end the incarnation and hold (group restart); a PERMANENT
+child stopped itself; a linked actor failed."""
+
+
+class _Control:
+    """A request to end the current incarnation: what kind, why, and by when."""
+
+    __slots__ = ("kind", "reason", "error", "letter", "deadline")
 
     def __init__(
-        self, reason: object, error: BaseException | None, letter: str, deadline: float
+        self,
+        kind: int,
+        reason: object,
+        error: BaseException | None,
+        letter: str,
+        deadline: float,
     ) -> None:
+        self.kind = kind
         self.reason = reason
         self.error = error
         self.letter = letter
@@ -105,7 +119,8 @@ class ActorRef(Generic[M]):
         "_system", "_behavior", "_id", "_name", "_ctx", "_shutdown", "_parent", "_nursery",
         "_status", "_open", "_state", "_queue", "_max_inbox", "_blocked", "_idle",
         "_has_task", "_task", "_parked", "_scope", "_control", "_asks", "_timers",
-        "_monitors", "_stopped", "_current", "__weakref__",
+        "_monitors", "_stopped", "_current", "_live", "_incarnation", "_suspended",
+        "_backoff_scope", "_links", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -144,6 +159,11 @@ class ActorRef(Generic[M]):
         self._monitors: list[Monitor] | None = None
         self._stopped: trio.Event | None = None
         self._current: object = None
+        self._live = False
+        self._incarnation = 0
+        self._suspended: trio.Event | None = None
+        self._backoff_scope: trio.CancelScope | None = None
+        self._links: set[ActorRef[Any]] | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -272,34 +292,77 @@ class ActorRef(Generic[M]):
             del self._system._parked[self]
             trio.lowlevel.reschedule(task)
         elif not self._has_task:
-            self._has_task = True
-            self._nursery.start_soon(self._run, name=self._id)
+            self._start_task()
+
+    def _start_task(self) -> None:
+        self._has_task = True
+        self._nursery.start_soon(self._run, name=self._id)
 
     @trio.lowlevel.enable_ki_protection
     async def _run(self) -> None:
         self._task = trio.lowlevel.current_task()
-        retired = False
         try:
             control = self._control
             deadline = math.inf if control is None else control.deadline
             with trio.CancelScope(deadline=deadline) as scope:
                 self._scope = scope
-                retired = await self._serve()
+                if not await self._serve_incarnations(scope):
+                    return
         except BaseException:
-            if self._control is None:
+            if self._control is None or self._control.kind != _STOP:
+                self._control = None
                 self._request_stop("cancelled", "cancelled")
             await self._terminate()
             raise
         finally:
             self._scope = None
-            if retired:
-                self._task = None
-                self._has_task = False
-        if not retired:
-            await self._terminate()
+        await self._terminate()
 
-    async def _serve(self) -> bool:
-        """Handle messages until a stop is requested (False) or the task is retired (True)."""
+    async def _serve_incarnations(self, scope: trio.CancelScope) -> bool:
+        """Serve until the actor must stop for good (True) or the task leaves (False).
+
+        The task leaves when it is retired while idle, or when a supervisor holds the actor
+        between incarnations (its mailbox keeps filling; the supervisor resumes it).
+        """
+        while True:
+            outcome = await self._serve()
+            if outcome == _RETIRED:
+                self._leave(idle=True)
+                return False
+            if outcome == _DETACHED:
+                self._leave(idle=False)
+                return False
+            control = self._control
+            assert control is not None
+            if control.kind == _STOP:
+                return True
+            if control.kind == _SUSPEND:
+                await self._end_incarnation("restart")
+                self._control = None
+                self._leave(idle=False)
+                self._signal_suspended()
+                return False
+            # a PERMANENT child stopped itself, or a linked actor failed: its supervisor decides
+            self._control = None
+            scope.deadline = math.inf
+            if control.kind == _FAIL:
+                assert isinstance(control.error, Exception)
+                keep = await self._on_failure(control.error, None)
+            else:
+                await self._end_incarnation(control.reason)
+                keep = await self._parent._child_exited(self, control.reason)
+            if not keep:
+                self._leave(idle=False)
+                return False
+
+    def _leave(self, *, idle: bool) -> None:
+        """This task exits without ending the actor; ``idle=False`` holds new messages."""
+        self._task = None
+        self._has_task = False
+        self._idle = idle
+
+    async def _serve(self) -> int:
+        """Handle messages until a control request, retirement, or detachment."""
         behavior = self._behavior
         handle = behavior.handle
         is_async = behavior._async_handle
@@ -319,7 +382,8 @@ class ActorRef(Generic[M]):
                         result = await result  # type: ignore[misc]
                 except Exception as exc:
                     self._current = None
-                    await self._on_failure(exc, msg)
+                    if not await self._on_failure(exc, msg):
+                        return _DETACHED
                     continue
                 self._current = None
                 if result is None:
@@ -332,10 +396,10 @@ class ActorRef(Generic[M]):
                     budget = BATCH
                     await trio.lowlevel.checkpoint()
             if self._control is not None:
-                return False
+                return _CONTROLLED
             self._idle = True
             if not await self._park():
-                return True
+                return _RETIRED
 
     async def _park(self) -> bool:
         """Wait for work; False if the system retired this task while there was none."""
@@ -359,34 +423,138 @@ class ActorRef(Generic[M]):
             del self._system._parked[self]
         return trio.lowlevel.Abort.SUCCEEDED
 
-    async def _on_failure(self, exc: Exception, msg: object) -> None:
+    async def _on_failure(self, exc: Exception, msg: object) -> bool:
+        """Report a failure and let the parent decide; False if this task must leave."""
         system = self._system
         system._report_failure(self, exc, msg)
-        self._fail_ask_of(msg, exc)
-        await self._parent._child_failed(self, exc, msg)
+        if msg is not None:
+            self._fail_ask_of(msg, exc)
+        if self._links:
+            self._propagate_to_links(exc)
+        return await self._parent._child_failed(self, exc, msg)
+
+    # -- incarnations (used by supervisors) ------------------------------------------------
+
+    async def _end_incarnation(self, reason: object) -> None:
+        """Run ``on_stop`` for the current incarnation and cancel its timers; keep the mailbox."""
+        self._cancel_timers()
+        if self._status is not Status.STOPPING:
+            self._status = Status.RESTARTING
+        if self._live:
+            self._live = False
+            deadline = trio.current_time() + self._shutdown
+            with trio.CancelScope(shield=True, deadline=deadline):
+                await self._run_on_stop(reason)
+            self._state = None
+        self._incarnation += 1
+
+    async def _reinit(self) -> None:
+        """Start a new incarnation: fresh state from ``init``; the mailbox is kept."""
+        state = await self._system._run_init(self)
+        self._state = state
+        self._live = True
+        self._status = Status.RUNNING
+
+    def _resume(self) -> None:
+        """Let a held actor's task run again (after ``_reinit``)."""
+        if self._has_task or self._control is not None:
+            return
+        self._idle = True
+        if self._queue:
+            self._wake()
+
+    async def _suspend(self) -> None:
+        """End the current incarnation (grace, then ``on_stop``) and hold the actor."""
+        if self._status in (Status.STOPPED, Status.FAILED, Status.STOPPING):
+            return
+        if not self._live and not self._has_task:
+            return
+        if self._control is None:
+            self._control = _Control(
+                _SUSPEND, "restart", None, "", trio.current_time() + self._shutdown
+            )
+            self._interrupt()
+        if self._suspended is None:
+            self._suspended = trio.Event()
+        await self._suspended.wait()
+
+    def _signal_suspended(self) -> None:
+        event, self._suspended = self._suspended, None
+        if event is not None:
+            event.set()
+
+    def _interrupt(self) -> None:
+        """Make the task notice ``_control``: wake it, or bound its handler by the grace."""
+        if self._backoff_scope is not None:
+            self._backoff_scope.cancel()
+        if self._idle:
+            self._wake()
+        elif not self._has_task:
+            self._start_task()
+        else:
+            control = self._control
+            scope = self._scope
+            if control is not None and scope is not None and control.deadline < scope.deadline:
+                scope.deadline = control.deadline
+
+    async def _backoff(self, delay: float) -> None:
+        """Wait ``delay`` seconds before a restart; a stop request cuts it short."""
+        with trio.CancelScope() as scope:
+            self._backoff_scope = scope
+            await self._system._sleep(delay)
+        self._backoff_scope = None
+
+    def _propagate_to_links(self, exc: BaseException) -> None:
+        chain = exc.chain if isinstance(exc, LinkedFailure) else frozenset()
+        chain = chain | {self._id}
+        for other in list(self._links or ()):
+            if other._id in chain or other._status in (Status.STOPPED, Status.FAILED):
+                continue
+            failure = LinkedFailure(
+                f"linked actor {self._id} failed: {type(exc).__name__}: {exc}", chain
+            )
+            failure.__cause__ = exc
+            other._inject_failure(failure)
+
+    def _inject_failure(self, failure: BaseException) -> None:
+        if self._control is not None:
+            return
+        self._control = _Control(_FAIL, failure, failure, "failed", math.inf)
+        self._interrupt()
 
     # -- stopping --------------------------------------------------------------------------
 
     def _closed_reason(self) -> str:
         control = self._control
-        return control.letter if control is not None else "not started"
+        return control.letter if control is not None and control.letter else "not started"
 
     def _request_stop(
-        self, reason: object, letter: str, error: BaseException | None = None
+        self,
+        reason: object,
+        letter: str,
+        error: BaseException | None = None,
+        *,
+        by_self: bool = False,
     ) -> None:
-        """Ask the actor to end; the first request wins. Never blocks."""
-        if self._control is not None or self._status in (Status.STOPPED, Status.FAILED):
+        """Ask the actor to end; never blocks. A stop for good overrides a pending restart."""
+        if self._status in (Status.STOPPED, Status.FAILED):
+            return
+        control = self._control
+        if control is not None and control.kind == _STOP:
+            return
+        if by_self and self._parent._restarts_after_stop(self):
+            if control is None:
+                self._control = _Control(_RESTART, reason, None, "", math.inf)
             return
         deadline = trio.current_time() + self._shutdown
-        self._control = _Control(reason, error, letter, deadline)
+        self._control = _Control(_STOP, reason, error, letter, deadline)
         self._open = False
         self._status = Status.STOPPING
         self._system._emit_stopping(self, reason)
         self._discard_mailbox(letter, reason)
-        if self._idle:
-            self._wake()
-        elif self._scope is not None and deadline < self._scope.deadline:
-            self._scope.deadline = deadline
+        self._interrupt()
+        if control is not None and control.kind == _SUSPEND:
+            self._signal_suspended()
 
     async def _terminate(self) -> None:
         """End the actor for good; runs once, in the actor's own task, shielded."""
@@ -398,8 +566,10 @@ class ActorRef(Generic[M]):
             current, self._current = self._current, None
             system._dead_letter(self._id, current, "cancelled: the handler ran past its grace")
         self._discard_mailbox(control.letter, control.reason)
-        with trio.CancelScope(shield=True, deadline=control.deadline):
-            await self._run_on_stop(control.reason)
+        if self._live:
+            self._live = False
+            with trio.CancelScope(shield=True, deadline=control.deadline):
+                await self._run_on_stop(control.reason)
         self._status = Status.FAILED if control.error is not None else Status.STOPPED
         self._state = None
         self._task = None
@@ -410,9 +580,14 @@ class ActorRef(Generic[M]):
         system._emit_stopped(self, control.reason, control.error is not None)
         self._parent._child_stopped(self)
         system._release(self)
+        for other in self._links or ():
+            if other._links is not None:
+                other._links.discard(self)
+        self._links = None
         monitors, self._monitors = self._monitors, None
         for monitor in monitors or ():
             monitor._deliver(control.reason)
+        self._signal_suspended()
         if self._stopped is not None:
             self._stopped.set()
 
@@ -573,8 +748,11 @@ class Tools:
         self._ref._system._emit_user(self._ref, event)
 
     def stop(self, reason: object = None) -> None:
-        """Stop this actor once the current handler returns."""
-        self._ref._request_stop("normal" if reason is None else reason, "stopped")
+        """Stop this actor once the current handler returns.
+
+        Under a supervisor a PERMANENT child is restarted after this (as in Erlang/OTP).
+        """
+        self._ref._request_stop("normal" if reason is None else reason, "stopped", by_self=True)
 
 
 def _build_message(build: Callable[[Reply[T]], M], reply: Reply[T]) -> M:

@@ -30,21 +30,20 @@ import math
 import attrs
 
 
-def _seconds(owner: str, argument: str, value: object, example: str) -> float:
-    """``value`` as a finite float, or a TypeError / ValueError naming the argument."""
+def _finite(owner: str, argument: str, value: object, example: str) -> float:
+    """``value`` (an int or float) as a finite float, or an error naming the argument."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(
-            f"{owner}({argument}=...) must be a number of seconds, got {value!r} of type "
+            f"{owner}({argument}=...) must be a number, got {value!r} of type "
             f"{type(value).__name__}; pass e.g. {argument}={example}"
         )
     try:
         number = float(value)
-    except OverflowError:
+    except OverflowError:  # an int beyond float range
         number = math.inf
     if not math.isfinite(number):
         raise ValueError(
-            f"{owner}({argument}={value!r}) must be a finite number of seconds; "
-            f"pass e.g. {argument}={example}"
+            f"{owner}({argument}={value!r}) must be a finite number; pass e.g. {argument}={example}"
         )
     return number
 
@@ -72,7 +71,7 @@ class RestartBudget:
                 "restarts the window tolerates, e.g. max_restarts=3 (0 gives up at the first "
                 "failure)"
             )
-        within = _seconds("RestartBudget", "within", self.within, "5.0")
+        within = _finite("RestartBudget", "within", self.within, "5.0")
         if within <= 0:
             raise ValueError(
                 f"RestartBudget(within={self.within!r}) must be > 0 seconds; pass the length "
@@ -124,7 +123,7 @@ def record_restart(stamps: tuple[float, ...], now: float, budget: RestartBudget)
     first = 0
     while first < len(stamps) and stamps[first] < cutoff:
         first += 1
-    kept = (*stamps[first:], now)
+    kept = (*stamps[first:], float(now))
     return BudgetDecision(stamps=kept, exceeded=len(kept) > budget.max_restarts)
 
 
@@ -145,25 +144,25 @@ class Backoff:
     reset_after: float | None = None
 
     def __attrs_post_init__(self) -> None:
-        initial = _seconds("Backoff", "initial", self.initial, "0.1")
+        initial = _finite("Backoff", "initial", self.initial, "0.1")
         if initial < 0:
             raise ValueError(
                 f"Backoff(initial={self.initial!r}) must be >= 0 seconds; pass the delay "
                 "before the first restart, e.g. initial=0.1"
             )
-        maximum = _seconds("Backoff", "max", self.max, "30.0")
+        maximum = _finite("Backoff", "max", self.max, "30.0")
         if maximum < initial:
             raise ValueError(
                 f"Backoff(max={self.max!r}) must be >= initial ({self.initial!r}); pass the "
                 "longest delay, e.g. max=30.0"
             )
-        factor = _seconds("Backoff", "factor", self.factor, "2.0")
+        factor = _finite("Backoff", "factor", self.factor, "2.0")
         if factor < 1:
             raise ValueError(
                 f"Backoff(factor={self.factor!r}) must be >= 1; pass the growth per restart, "
                 "e.g. factor=2.0 (1.0 keeps the delay constant)"
             )
-        jitter = _seconds("Backoff", "jitter", self.jitter, "0.1")
+        jitter = _finite("Backoff", "jitter", self.jitter, "0.1")
         if not 0 <= jitter <= 1:
             raise ValueError(
                 f"Backoff(jitter={self.jitter!r}) must be between 0 and 1; pass the spread as "
@@ -171,7 +170,7 @@ class Backoff:
             )
         reset_after = None
         if self.reset_after is not None:
-            reset_after = _seconds("Backoff", "reset_after", self.reset_after, "60.0")
+            reset_after = _finite("Backoff", "reset_after", self.reset_after, "60.0")
             if reset_after <= 0:
                 raise ValueError(
                     f"Backoff(reset_after={self.reset_after!r}) must be > 0 seconds; pass how "
@@ -189,46 +188,51 @@ class Backoff:
 
     @property
     def effective_reset_after(self) -> float:
-        """Seconds of running without failure after which ``n`` goes back to 1."""
+        """Seconds of running without failure after which ``n`` goes back to 1.
+
+        ``reset_after``, or ``max`` when it is None (so with ``max=0`` every restart is a first
+        restart; its delay is 0 either way).
+        """
         return self.max if self.reset_after is None else self.reset_after
 
 
 def needs_draw(backoff: Backoff | None) -> bool:
     """Whether ``backoff_delay`` uses its ``u``: true exactly when there is jitter.
 
-    The caller draws ``u = rng.uniform(-1, 1)`` from the system's ``random.Random`` once per
-    restart when this is true, and not at all when it is false (passing ``u=0.0``), so the
-    sequence of draws, and so a seeded run, does not depend on anything else.
+    The caller draws ``u = rng.uniform(-1, 1)`` from the system's ``random.Random`` exactly
+    once per restart when this is true, and not at all when it is false (passing ``u=0.0``).
+    The number of draws then depends only on the policy and the failures, so a seeded run
+    replays the same delays and every later random choice stays the same.
     """
     return backoff is not None and backoff.jitter > 0
 
 
-def _check_attempt(attempt: int) -> None:
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise ValueError(
-            f"attempt={attempt!r} must be an int >= 1; pass the consecutive restart number "
-            "from next_attempt"
+def _check_count(argument: str, value: int, least: int, fix: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"{argument}={value!r} must be an int >= {least}, not {type(value).__name__}; {fix}"
         )
+    if value < least:
+        raise ValueError(f"{argument}={value!r} must be >= {least}; {fix}")
 
 
 def _base_delay(backoff: Backoff, attempt: int) -> float:
     """``min(max, initial * factor**(attempt-1))``, without OverflowError for any attempt."""
     initial, maximum, factor = backoff.initial, backoff.max, backoff.factor
-    exponent = attempt - 1
-    if initial == 0 or factor == 1 or exponent == 0:
+    if initial == 0 or factor == 1:
         return initial  # initial <= max
-    log_factor = math.log(factor)
-    log_span = math.log(maximum) - math.log(initial)
-    # Far past the exponent where base reaches max (the +1 absorbs rounding in the logs).
-    # Comparing the int with a float is exact, so a huge attempt cannot overflow here.
-    if exponent > log_span / log_factor + 1:
-        return maximum
+    exponent = attempt - 1
     try:
         growth = factor**exponent
     except OverflowError:
-        # Only when max / initial is itself beyond float range: finish in log space.
-        log_base = math.log(initial) + exponent * log_factor
-        return maximum if log_base >= math.log(maximum) else math.exp(log_base)
+        # factor**exponent is beyond float range (or exponent beyond float itself): decide in
+        # log space. Comparing an int with a float is exact, so no further overflow.
+        log_factor = math.log(factor)
+        log_limit = (math.log(maximum) - math.log(initial)) / log_factor
+        if exponent >= log_limit:
+            return maximum
+        # Reached only when max / initial is itself beyond float range.
+        return min(maximum, math.exp(math.log(initial) + exponent * log_factor))
     # initial * growth may round to inf; min() then gives max.
     return min(maximum, initial * growth)
 
@@ -240,7 +244,7 @@ def backoff_delay(backoff: Backoff | None, attempt: int, u: float) -> float:
     factor**(attempt-1))``; 0 without a backoff. ``u`` is the caller's draw in ``[-1, 1]``
     (see ``needs_draw``); it is ignored when there is no jitter, and ``u=0`` gives ``base``.
     """
-    _check_attempt(attempt)
+    _check_count("attempt", attempt, 1, "pass the consecutive restart number from next_attempt")
     if not -1 <= u <= 1:
         raise ValueError(
             f"u={u!r} must be in [-1, 1]; draw it with rng.uniform(-1, 1) from the system's "
@@ -271,16 +275,16 @@ def next_attempt(
     ``previous_attempt + 1`` otherwise.
 
     The stable period is ``backoff.effective_reset_after`` (api.md). Without a backoff there is
-    no delay to grow and ``n`` only labels events; it then resets after ``budget.within``
-    seconds of running, the point where the budget has forgotten the earlier restarts. So ``n``
-    counts the restarts of the current burst, the one the budget judges, instead of growing
-    for the life of the child (that total is the supervisor's ``restart_count``), and a child
-    that gains a backoff later keeps the same meaning of ``n``.
+    no delay to grow and ``n`` only labels events (``Restarting.attempt``); it then resets
+    after ``budget.within`` seconds of running, by when every earlier restart stamp has reached
+    the edge of the budget's window. So ``n`` always counts the restarts of the current burst
+    of failures, the burst the budget judges, rather than growing for the life of the child
+    (that total is the supervisor's ``restart_count``) or staying at 1 (which would say
+    nothing).
     """
-    if isinstance(previous_attempt, bool) or not isinstance(previous_attempt, int):
-        raise TypeError(f"previous_attempt={previous_attempt!r} must be an int >= 0")
-    if previous_attempt < 0:
-        raise ValueError(f"previous_attempt={previous_attempt!r} must be an int >= 0")
+    _check_count(
+        "previous_attempt", previous_attempt, 0, "pass the n of the last restart, 0 at first"
+    )
     if previous_attempt == 0 or last_restart_at is None:
         return 1
     if failed_at < last_restart_at:

@@ -11,6 +11,7 @@
     ├── ReplyAlreadySent (also RuntimeError)  a Reply was called twice
     ├── NameTaken (also ValueError)           spawn(name=) with a name in use
     ├── SystemClosed (also RuntimeError)      spawn on a system that is shutting down or closed
+    ├── LinkedFailure                         a linked actor failed, so this one fails too
     └── SupervisorGaveUp                      a supervisor exhausted its restart budget
 
 Bad arguments raise the builtin ``TypeError`` / ``ValueError`` with a message that names the
@@ -54,6 +55,18 @@ class NameTaken(ActorkitError, ValueError):
 
 class SystemClosed(ActorkitError, RuntimeError):
     """The actor system is shutting down or closed; nothing new can be spawned on it."""
+
+
+class LinkedFailure(ActorkitError):
+    """The error an actor fails with when an actor linked to it failed (``__cause__``).
+
+    ``chain`` holds the ids of the actors this failure already went through, so a failure
+    travels once around a group of linked actors instead of bouncing between them.
+    """
+
+    def __init__(self, message: str, chain: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.chain = chain
 
 
 class SupervisorGaveUp(ActorkitError):

@@ -16,7 +16,9 @@ import trio
 from . import _events as ev
 from ._actor import ActorRef, Monitor, Status, _describe
 from ._behavior import Behavior
-from ._exceptions import NameTaken, SystemClosed
+from ._budget import Backoff, RestartBudget
+from ._exceptions import NameTaken, SupervisorGaveUp, SystemClosed
+from ._supervisor import Strategy, Supervisor, SupervisorSpec, _stop_node
 from ._timers import TimerService
 
 logger = logging.getLogger("actorkit")
@@ -31,9 +33,17 @@ MAX_PARKED = 1024
 
 
 class Parent(Protocol):
-    """Who decides what happens to an actor that failed or stopped: the system or a supervisor."""
+    """Who decides what happens to an actor that failed or stopped: the system or a supervisor.
 
-    async def _child_failed(self, ref: ActorRef[Any], exc: Exception, msg: object) -> None: ...
+    ``_child_failed`` and ``_child_exited`` run in the child's own task and return False when
+    that task must leave (the supervisor holds the child for a group restart or a give-up).
+    """
+
+    async def _child_failed(self, ref: ActorRef[Any], exc: Exception, msg: object) -> bool: ...
+
+    async def _child_exited(self, ref: ActorRef[Any], reason: object) -> bool: ...
+
+    def _restarts_after_stop(self, ref: ActorRef[Any]) -> bool: ...
 
     def _child_stopped(self, ref: ActorRef[Any]) -> None: ...
 
@@ -43,7 +53,7 @@ class SystemStatistics:
     """A snapshot of an actor system, from ``system.statistics()``."""
 
     actors: int
-    """Live top-level actors (not stopped)."""
+    """Live actors (not stopped for good), supervised ones included."""
     tasks: int
     """Actors that currently own a task (busy or parked); idle ones own none."""
     parked: int
@@ -69,6 +79,22 @@ ambient: contextvars.ContextVar[_Ambient | None] = contextvars.ContextVar(
 )
 
 
+class _Wakeup:
+    __slots__ = ("task",)
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task: trio.lowlevel.Task | None = task
+
+    def _fire(self) -> None:
+        task, self.task = self.task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    def abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
+        self.task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
 class ActorSystem:
     """Spawns and owns actors; created by ``open_actor_system``."""
 
@@ -81,7 +107,8 @@ class ActorSystem:
         self._on_event = on_event
         self._seq = 0
         self._counter = 0
-        self._actors: dict[ActorRef[Any], None] = {}
+        self._roots: dict[ActorRef[Any] | Supervisor, None] = {}
+        self._live: dict[ActorRef[Any], None] = {}
         self._names: dict[str, ActorRef[Any]] = {}
         self._parked: dict[ActorRef[Any], None] = {}
         self._max_parked = MAX_PARKED
@@ -105,6 +132,62 @@ class ActorSystem:
         (``None``: unbounded). An exception in ``init`` propagates from here.
         """
         return await self._spawn(behavior, ctx, name, shutdown, self, self._nursery)
+
+    async def supervisor(
+        self,
+        name: str,
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        budget: RestartBudget | None = None,
+        backoff: Backoff | None = None,
+        shutdown: float | None = None,
+    ) -> Supervisor:
+        """Start a root supervisor. ``budget`` defaults to 3 restarts within 5 s; without a
+        ``backoff`` restarts are immediate. If it gives up, every other actor stops and
+        ``open_actor_system`` raises ``SupervisorGaveUp`` (in an ExceptionGroup).
+        """
+        return await self._open_supervisor(
+            name, strategy, budget, backoff, shutdown, self, self._nursery, f"/{name}"
+        )
+
+    async def start(self, spec: SupervisorSpec) -> Supervisor:
+        """Start the supervision tree described by ``spec``; children start in list order."""
+        if not isinstance(spec, SupervisorSpec):
+            raise TypeError(
+                f"start(spec=...) must be a SupervisorSpec, got {type(spec).__name__}; "
+                'build one with SupervisorSpec("name", children=[ChildSpec(behavior), ...])'
+            )
+        sup = await self.supervisor(
+            spec.name, strategy=spec.strategy, budget=spec.budget, backoff=spec.backoff,
+            shutdown=spec.shutdown,
+        )  # fmt: skip
+        await sup._start_children(spec.children)
+        return sup
+
+    def link(self, a: ActorRef[Any], b: ActorRef[Any]) -> None:
+        """Fail each of ``a`` and ``b`` (with ``LinkedFailure``) when the other fails.
+
+        The linked actor fails once its current message is handled; its supervisor then
+        decides as for any failure. A link outlives restarts and ends when either stops for
+        good.
+        """
+        _check_ref("link", "a", a)
+        _check_ref("link", "b", b)
+        if a is b:
+            raise ValueError(f"link({a.id}, {b.id}): an actor cannot be linked to itself")
+        for ref in (a, b):
+            if ref._status in (Status.STOPPED, Status.FAILED):
+                raise ValueError(f"link(): {ref.id} is already {ref._status.name}")
+        for one, other in ((a, b), (b, a)):
+            if one._links is None:
+                one._links = set()
+            one._links.add(other)
+
+    def unlink(self, a: ActorRef[Any], b: ActorRef[Any]) -> None:
+        """Undo ``link(a, b)``."""
+        for one, other in ((a, b), (b, a)):
+            if one._links is not None:
+                one._links.discard(other)
 
     def whereis(self, name: str) -> ActorRef[Any] | None:
         """The live actor registered under ``name``, or None."""
@@ -135,9 +218,9 @@ class ActorSystem:
             monitors.remove(monitor)
 
     def statistics(self) -> SystemStatistics:
-        tasks = sum(1 for ref in self._actors if ref._has_task)
+        tasks = sum(1 for ref in self._live if ref._has_task)
         return SystemStatistics(
-            actors=len(self._actors),
+            actors=len(self._live),
             tasks=tasks,
             parked=len(self._parked),
             timers=len(self._timers),
@@ -192,11 +275,7 @@ class ActorSystem:
             self._names[name] = ref
         self._emit(ev.Spawned, ref._id, behavior=behavior.name, name=name)
         try:
-            state: Any = behavior.init(ctx) if behavior.init is not None else None
-            if inspect.isawaitable(state):
-                state = await state
-            else:
-                await trio.lowlevel.checkpoint()
+            state = await self._run_init(ref)
         except BaseException as exc:
             ref._status = Status.FAILED
             if name is not None:
@@ -205,22 +284,100 @@ class ActorSystem:
                 self._report_failure(ref, exc, None)
             raise
         ref._state = state
+        ref._live = True
         ref._status = Status.RUNNING
         ref._open = True
+        self._live[ref] = None
         if parent is self:
-            self._actors[ref] = None
+            self._roots[ref] = None
         self._emit(ev.Started, ref._id)
         return ref
 
+    async def _open_supervisor(
+        self,
+        name: str,
+        strategy: Strategy,
+        budget: RestartBudget | None,
+        backoff: Backoff | None,
+        shutdown: float | None,
+        parent: Any,
+        nursery: trio.Nursery,
+        path: str,
+    ) -> Supervisor:
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(
+                f"supervisor(name={name!r}) must be a non-empty str without '/', "
+                'e.g. supervisor("services")'
+            )
+        if not isinstance(strategy, Strategy):
+            choices = ", ".join(f"Strategy.{s.name}" for s in Strategy)
+            raise ValueError(f"supervisor(strategy={strategy!r}) is not a strategy; use {choices}")
+        if budget is not None and not isinstance(budget, RestartBudget):
+            raise TypeError(f"supervisor(budget=...) must be a RestartBudget, got {budget!r}")
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(f"supervisor(backoff=...) must be a Backoff or None, got {backoff!r}")
+        if self._closed:
+            raise SystemClosed(
+                "this actor system is closed; start supervisors inside "
+                "`async with actorkit.open_actor_system() as system:`"
+            )
+        self._counter += 1
+        sup = Supervisor(
+            self, parent, name, f"{name}-{self._counter}", path, strategy,
+            budget if budget is not None else RestartBudget(), backoff, shutdown,
+        )  # fmt: skip
+        self._emit(ev.Spawned, sup.id, behavior="supervisor", name=name)
+        await nursery.start(sup._main, name=f"supervisor {path}")
+        if parent is self:
+            self._roots[sup] = None
+        self._emit(ev.Started, sup.id)
+        return sup
+
+    async def _run_init(self, ref: ActorRef[Any]) -> Any:
+        """Run ``init(ctx)`` (sync or async); always a checkpoint."""
+        init = ref._behavior.init
+        state: Any = init(ref._ctx) if init is not None else None
+        if inspect.isawaitable(state):
+            return await state
+        await trio.lowlevel.checkpoint()
+        return state
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep on the system's timer service, so equal deadlines wake in a fixed order."""
+        if delay <= 0:
+            await trio.lowlevel.checkpoint()
+            return
+        wakeup = _Wakeup(trio.lowlevel.current_task())
+        self._timers.add(trio.current_time() + delay, wakeup)
+        await trio.lowlevel.wait_task_rescheduled(wakeup.abort)
+
     # -- the Parent protocol (the root: unsupervised actors stop when they fail) ----------------
 
-    async def _child_failed(self, ref: ActorRef[Any], exc: Exception, msg: object) -> None:
+    async def _child_failed(self, ref: Any, exc: Exception, msg: object) -> bool:
+        if isinstance(ref, Supervisor):
+            await self._root_gave_up(ref, exc)
+            return False
         ref._request_stop(exc, "failed", error=exc)
+        return True
 
-    def _child_stopped(self, ref: ActorRef[Any]) -> None:
-        self._actors.pop(ref, None)
+    async def _root_gave_up(self, sup: Supervisor, failure: Exception) -> None:
+        """A root supervisor gave up: everything stops in order, then the failure surfaces."""
+        assert isinstance(failure, SupervisorGaveUp)
+        await sup._finalize(failure, failure)
+        await self._stop_roots()
+        sup._escalate = failure
+
+    async def _child_exited(self, ref: ActorRef[Any], reason: object) -> bool:
+        raise AssertionError("unsupervised actors stop for good")  # pragma: no cover
+
+    def _restarts_after_stop(self, ref: ActorRef[Any]) -> bool:
+        return False
+
+    def _child_stopped(self, ref: Any) -> None:
+        self._roots.pop(ref, None)
 
     def _release(self, ref: ActorRef[Any]) -> None:
+        self._live.pop(ref, None)
         name = ref._name
         if name is not None and self._names.get(name) is ref:
             del self._names[name]
@@ -228,15 +385,16 @@ class ActorSystem:
     # -- shutdown ---------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
-        """Stop every actor in reverse start order, each within its grace."""
-        self._closed = True
+        """Stop every actor and supervisor in reverse start order, each within its grace."""
         with trio.CancelScope(shield=True):
-            while self._actors:
-                ref = next(reversed(self._actors))
-                ref._request_stop("shutdown", "shutdown")
-                if ref._stopped is None:
-                    ref._stopped = trio.Event()
-                await ref._stopped.wait()
+            await self._stop_roots()
+
+    async def _stop_roots(self) -> None:
+        self._closed = True
+        while self._roots:
+            node = next(reversed(self._roots))
+            await _stop_node(node, "shutdown")
+            self._roots.pop(node, None)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -278,27 +436,33 @@ class ActorSystem:
             max_inbox=ref._max_inbox, message=msg,
         )  # fmt: skip
 
-    def _report_failure(self, ref: ActorRef[Any], exc: Exception, msg: object) -> None:
+    def _report_failure(self, ref: ActorRef[Any] | Supervisor, exc: Exception, msg: object) -> None:
         """A handler (``msg``) or ``init`` (``msg`` None) raised ``exc``."""
         during = "init" if msg is None else f"handling {type(msg).__name__}"
         if self._on_event is None:
-            logger.error("%s failed %s", ref._id, during, exc_info=exc)
+            logger.error("%s failed %s", ref.id, during, exc_info=exc)
         else:
             self._emit(
-                ev.Failed, ref._id, error_type=type(exc).__name__, error=str(exc),
+                ev.Failed, ref.id, error_type=type(exc).__name__, error=str(exc),
                 message_type=None if msg is None else type(msg).__name__,
             )  # fmt: skip
         if msg is not None:
-            self._dead_letter(ref._id, msg, "the handler raised", exc)
+            self._dead_letter(ref.id, msg, "the handler raised", exc)
+
+    def _report_failure_quietly(self, sup: Supervisor, exc: Exception) -> None:
+        """A supervisor's own failure, as an event (it has no message and was logged)."""
+        self._emit(
+            ev.Failed, sup.id, error_type=type(exc).__name__, error=str(exc), message_type=None
+        )
 
     def _report_on_stop_error(self, ref: ActorRef[Any], exc: Exception) -> None:
         logger.error("on_stop of %s raised", ref._id, exc_info=exc)
 
-    def _emit_stopping(self, ref: ActorRef[Any], reason: object) -> None:
-        self._emit(ev.Stopping, ref._id, reason=_describe(reason))
+    def _emit_stopping(self, node: ActorRef[Any] | Supervisor, reason: object) -> None:
+        self._emit(ev.Stopping, node.id, reason=_describe(reason))
 
-    def _emit_stopped(self, ref: ActorRef[Any], reason: object, failed: bool) -> None:
-        self._emit(ev.Stopped, ref._id, reason=_describe(reason), failed=failed)
+    def _emit_stopped(self, node: ActorRef[Any] | Supervisor, reason: object, failed: bool) -> None:
+        self._emit(ev.Stopped, node.id, reason=_describe(reason), failed=failed)
 
     def _emit_user(self, ref: ActorRef[Any], payload: object) -> None:
         self._emit(ev.UserEvent, ref._id, payload=payload)

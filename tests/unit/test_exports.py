@@ -12,6 +12,8 @@ ACTORKIT = {
     "RestartDeclined", "Restarted", "Restarting", "SelfAskError", "Spawned", "Started",
     "Status", "Stopped", "Stopping", "SupervisorGaveUp", "SystemClosed", "SystemStatistics",
     "Tools", "UNCHANGED", "UserEvent", "open_actor_system",
+    "Backoff", "ChildSpec", "LinkedFailure", "Restart", "RestartBudget", "Strategy",
+    "Supervisor", "SupervisorSpec",
 }  # fmt: skip
 
 
