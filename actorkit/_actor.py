@@ -95,6 +95,14 @@ class _Timer:
         self.key = key
         self.alive = True
 
+    def _pending(self) -> bool:
+        return self.alive
+
+    def _cancel(self) -> None:
+        if self.alive:
+            self.alive = False
+            self.ref._system._timers.discard()
+
     def _fire(self) -> None:
         if not self.alive:
             return
@@ -258,6 +266,7 @@ class ActorRef(Generic[M]):
             await self._ask_overflow(reply, msg, timeout)
         if reply._state == _PENDING:
             if timeout is not None:
+                reply._timed = True
                 self._system._timers.add(reply._started + timeout, reply)
             reply._task = task
             await trio.lowlevel.wait_task_rescheduled(reply._abort)
@@ -275,7 +284,11 @@ class ActorRef(Generic[M]):
             await trio.lowlevel.checkpoint()
             return
         self._request_stop("normal" if reason is None else reason, "stopped")
-        if trio.lowlevel.current_task() is self._task:
+        if (
+            self._status is Status.STOPPED
+            or self._status is Status.FAILED
+            or trio.lowlevel.current_task() is self._task
+        ):
             await trio.lowlevel.checkpoint()
             return
         if self._stopped is None:
@@ -552,6 +565,11 @@ class ActorRef(Generic[M]):
         self._status = Status.STOPPING
         self._system._emit_stopping(self, reason)
         self._discard_mailbox(letter, reason)
+        if not self._has_task and (not self._live or self._behavior.on_stop is None):
+            # nothing of the user's left to run: finish here instead of starting a task
+            self._cancel_timers()
+            self._finish(self._control)
+            return
         self._interrupt()
         if control is not None and control.kind == _SUSPEND:
             self._signal_suspended()
@@ -560,16 +578,23 @@ class ActorRef(Generic[M]):
         """End the actor for good; runs once, in the actor's own task, shielded."""
         control = self._control
         assert control is not None
-        system = self._system
         self._cancel_timers()
         if self._current is not None:
             current, self._current = self._current, None
-            system._dead_letter(self._id, current, "cancelled: the handler ran past its grace")
+            self._system._dead_letter(
+                self._id, current, "cancelled: the handler ran past its grace"
+            )
         self._discard_mailbox(control.letter, control.reason)
         if self._live:
             self._live = False
             with trio.CancelScope(shield=True, deadline=control.deadline):
                 await self._run_on_stop(control.reason)
+        self._finish(control)
+
+    def _finish(self, control: _Control) -> None:
+        """The synchronous end of ``_terminate``: record the stop and tell everyone."""
+        system = self._system
+        self._live = False
         self._status = Status.FAILED if control.error is not None else Status.STOPPED
         self._state = None
         self._task = None
@@ -675,7 +700,7 @@ class ActorRef(Generic[M]):
         else:
             old = timers.get(key)
             if old is not None:
-                old.alive = False
+                old._cancel()
         timers[timer.key] = timer
         self._system._timers.add(trio.current_time() + after, timer)
 
@@ -684,13 +709,13 @@ class ActorRef(Generic[M]):
         timer = timers.pop(key, None) if timers else None
         if timer is None:
             return False
-        timer.alive = False
+        timer._cancel()
         return True
 
     def _cancel_timers(self) -> None:
         timers, self._timers = self._timers, None
         for timer in (timers or {}).values():
-            timer.alive = False
+            timer._cancel()
 
 
 class Monitor:

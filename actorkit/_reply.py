@@ -24,7 +24,7 @@ class Reply(Generic[T]):
     goes to dead letters instead, never to a later caller.
     """
 
-    __slots__ = ("_target", "_task", "_msg", "_state", "_value", "_error", "_started")
+    __slots__ = ("_target", "_task", "_msg", "_state", "_value", "_error", "_started", "_timed")
 
     def __init__(self, target: ActorRef[Any], started: float) -> None:
         self._target = target
@@ -34,6 +34,7 @@ class Reply(Generic[T]):
         self._value: Any = None
         self._error: BaseException | None = None
         self._started = started
+        self._timed = False
 
     def __call__(self, value: T) -> None:
         if self._state == _PENDING:
@@ -62,6 +63,9 @@ class Reply(Generic[T]):
     # -- internal ---------------------------------------------------------------------------
 
     def _settle(self) -> None:
+        if self._timed:
+            self._timed = False
+            self._target._system._timers.discard()
         asks = self._target._asks
         if asks is not None:
             asks.discard(self)
@@ -76,7 +80,11 @@ class Reply(Generic[T]):
             self._error = error
             self._settle()
 
+    def _pending(self) -> bool:
+        return self._state == _PENDING
+
     def _fire(self) -> None:  # the ask's deadline passed
+        self._timed = False
         if self._state == _PENDING:
             from ._exceptions import AskTimeout
 
@@ -93,6 +101,9 @@ class Reply(Generic[T]):
         self._task = None
         if self._state == _PENDING:
             self._state = _CLOSED
+            if self._timed:
+                self._timed = False
+                self._target._system._timers.discard()
             asks = self._target._asks
             if asks is not None:
                 asks.discard(self)

@@ -80,10 +80,14 @@ ambient: contextvars.ContextVar[_Ambient | None] = contextvars.ContextVar(
 
 
 class _Wakeup:
-    __slots__ = ("task",)
+    __slots__ = ("task", "timers")
 
-    def __init__(self, task: trio.lowlevel.Task) -> None:
+    def __init__(self, task: trio.lowlevel.Task, timers: TimerService) -> None:
         self.task: trio.lowlevel.Task | None = task
+        self.timers = timers
+
+    def _pending(self) -> bool:
+        return self.task is not None
 
     def _fire(self) -> None:
         task, self.task = self.task, None
@@ -92,6 +96,7 @@ class _Wakeup:
 
     def abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
         self.task = None
+        self.timers.discard()
         return trio.lowlevel.Abort.SUCCEEDED
 
 
@@ -347,7 +352,7 @@ class ActorSystem:
         if delay <= 0:
             await trio.lowlevel.checkpoint()
             return
-        wakeup = _Wakeup(trio.lowlevel.current_task())
+        wakeup = _Wakeup(trio.lowlevel.current_task(), self._timers)
         self._timers.add(trio.current_time() + delay, wakeup)
         await trio.lowlevel.wait_task_rescheduled(wakeup.abort)
 

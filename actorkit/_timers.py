@@ -18,14 +18,33 @@ import trio
 class TimerEntry(Protocol):
     def _fire(self) -> None: ...
 
+    def _pending(self) -> bool: ...
+
+
+COMPACT_MIN = 256
+"""Heap size below which cancelled entries are never compacted away."""
+
 
 class TimerService:
-    __slots__ = ("_heap", "_seq", "_scope")
+    __slots__ = ("_heap", "_seq", "_scope", "_stale")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, TimerEntry]] = []
         self._seq = 0
         self._scope: trio.CancelScope | None = None
+        self._stale = 0
+
+    def discard(self) -> None:
+        """An entry will never fire (an answered ask): drop such entries once they dominate.
+
+        Without this, every answered ask would hold its entry until its deadline passed.
+        """
+        self._stale += 1
+        heap = self._heap
+        if self._stale > COMPACT_MIN and self._stale * 2 > len(heap):
+            self._heap[:] = [item for item in heap if item[2]._pending()]
+            heapq.heapify(heap)
+            self._stale = 0
 
     def add(self, deadline: float, entry: TimerEntry) -> None:
         self._seq += 1
@@ -35,14 +54,19 @@ class TimerService:
             scope.deadline = deadline
 
     def __len__(self) -> int:
-        return len(self._heap)
+        """Entries that may still fire."""
+        return len(self._heap) - self._stale
 
     async def run(self) -> None:
         heap = self._heap
         while True:
             now = trio.current_time()
             while heap and heap[0][0] <= now:
-                heapq.heappop(heap)[2]._fire()
+                entry = heapq.heappop(heap)[2]
+                if entry._pending():
+                    entry._fire()
+                elif self._stale:
+                    self._stale -= 1  # a discarded entry reached its deadline
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
                 self._scope = scope
                 await trio.sleep_forever()

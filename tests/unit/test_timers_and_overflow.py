@@ -233,3 +233,15 @@ async def test_blocked_senders_get_false_when_actor_stops(
             gate.set()
         assert results == [False]
     assert [e.message for e in events if isinstance(e, ak.DeadLetter)] == [1, 2, 3]
+
+
+async def test_answered_asks_do_not_hold_timer_entries() -> None:
+    def answer(state: None, msg: Log, tools: ak.Tools) -> None:
+        msg.reply([])
+
+    async with ak.open_actor_system() as system:
+        ref = await system.spawn(ak.Behavior(name="answer", handle=answer))
+        for _ in range(5_000):
+            await ref.ask(Log, timeout=60)
+        assert system.statistics().timers == 0
+        assert len(system._timers._heap) <= 600  # compacted, not 5,000 entries held for 60 s
