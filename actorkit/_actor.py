@@ -284,16 +284,15 @@ class ActorRef(Generic[M]):
             await trio.lowlevel.checkpoint()
             return
         self._request_stop("normal" if reason is None else reason, "stopped")
-        if (
-            self._status is Status.STOPPED
-            or self._status is Status.FAILED
-            or trio.lowlevel.current_task() is self._task
-        ):
+        if self._ended() or trio.lowlevel.current_task() is self._task:
             await trio.lowlevel.checkpoint()
             return
         if self._stopped is None:
             self._stopped = trio.Event()
         await self._stopped.wait()
+
+    def _ended(self) -> bool:
+        return self._status is Status.STOPPED or self._status is Status.FAILED
 
     # -- the run loop ----------------------------------------------------------------------
 
