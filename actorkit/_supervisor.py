@@ -300,8 +300,15 @@ class Supervisor:
         return await self._decide(ref, reason, None)
 
     def _restarts_after_stop(self, ref: ActorRef[Any]) -> bool:
+        """A child called ``tools.stop()``: True if it is to be restarted (PERMANENT)."""
         entry = self._index.get(ref)
-        return entry is not None and entry.restart is Restart.PERMANENT and not self._closing
+        if entry is None or self._closing:
+            return False
+        if entry.restart is Restart.PERMANENT:
+            return True
+        why = "temporary child" if entry.restart is Restart.TEMPORARY else "transient child"
+        self._system._emit(ev.RestartDeclined, ref.id, reason=f"{why} stopped normally")
+        return False
 
     def _child_stopped(self, node: Any) -> None:
         entry = self._index.pop(node, None)
@@ -344,19 +351,26 @@ class Supervisor:
         self._stamps = decision.stamps
         return decision.exceeded
 
-    def _next_delay(self, entry: _Entry) -> float:
+    def _next_delay(self, entry: _Entry, retry: bool = False) -> float:
+        """The delay before the next restart of ``entry``; ``retry`` after a failed ``init``."""
         policy = self._backoff_policy
-        entry.attempt = next_attempt(
-            entry.attempt, entry.last_restart_at, trio.current_time(), policy, budget=self._budget
-        )
+        if retry:
+            entry.attempt += 1
+        else:
+            entry.attempt = next_attempt(
+                entry.attempt, entry.last_restart_at, trio.current_time(), policy,
+                budget=self._budget,
+            )  # fmt: skip
         draw = self._system.rng.uniform(-1.0, 1.0) if needs_draw(policy) else 0.0
         return backoff_delay(policy, entry.attempt, draw)
 
     async def _restart_in_place(self, entry: _Entry) -> bool:
         """ONE_FOR_ONE: backoff, then ``init`` again, in the calling task."""
         node = entry.node
+        retry = False
         while True:
-            delay = self._next_delay(entry)
+            delay = self._next_delay(entry, retry)
+            retry = True
             self._system._emit(ev.Restarting, node.id, delay=delay, attempt=entry.attempt)
             if delay > 0:
                 await node._backoff(delay)
@@ -400,8 +414,10 @@ class Supervisor:
             group = self._entries[self._entries.index(entry) :]
         await self._take_down(group, skip=entry)
         group = [e for e in group if self._index.get(e.node) is e]
+        retry = False
         while True:
-            delay = self._next_delay(entry)
+            delay = self._next_delay(entry, retry)
+            retry = True
             for member in group:
                 self._system._emit(
                     ev.Restarting, member.node.id, delay=delay, attempt=entry.attempt
