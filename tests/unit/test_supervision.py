@@ -208,7 +208,7 @@ async def test_asker_of_the_failing_message_gets_actor_failed() -> None:
         sup = await system.supervisor("sup")
         (a,) = await spawn_workers(sup, log, "a")
         with pytest.raises(ak.ActorFailed) as info:
-            await a.ask(lambda reply: Crash())  # type: ignore[arg-type, return-value]
+            await a.ask(lambda reply: Crash())
         assert isinstance(info.value.__cause__, RuntimeError)
         assert (await a.ask(Get))[1] == 2
 
