@@ -384,6 +384,11 @@ class ActorRef(Generic[M]):
         while True:
             queue = self._queue
             while queue and self._control is None:
+                if not budget:  # every BATCH messages (failures included), let others run
+                    budget = BATCH
+                    await trio.lowlevel.checkpoint()
+                    continue
+                budget -= 1
                 msg = queue.popleft()
                 if self._blocked:
                     admit_blocked(self)
@@ -403,10 +408,6 @@ class ActorRef(Generic[M]):
                         self._state = None
                 elif result is not UNCHANGED:
                     self._state = result
-                budget -= 1
-                if not budget:
-                    budget = BATCH
-                    await trio.lowlevel.checkpoint()
             if self._control is not None:
                 return _CONTROLLED
             self._idle = True
@@ -454,15 +455,16 @@ class ActorRef(Generic[M]):
             self._status = Status.RESTARTING
         if self._live:
             self._live = False
-            deadline = trio.current_time() + self._shutdown
-            with trio.CancelScope(shield=True, deadline=deadline):
-                await self._run_on_stop(reason)
+            if self._behavior.on_stop is not None:
+                deadline = trio.current_time() + self._shutdown
+                with trio.CancelScope(shield=True, deadline=deadline):
+                    await self._run_on_stop(reason)
             self._state = None
         self._incarnation += 1
 
     async def _reinit(self) -> None:
         """Start a new incarnation: fresh state from ``init``; the mailbox is kept."""
-        state = await self._system._run_init(self)
+        state = await self._system._run_init(self, checkpoint=False)
         self._state = state
         self._live = True
         self._status = Status.RUNNING

@@ -25,6 +25,7 @@ the child has run ``reset_after`` seconds (default ``max``) without failing; see
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import attrs
@@ -120,10 +121,7 @@ def record_restart(stamps: tuple[float, ...], now: float, budget: RestartBudget)
     _check_now(stamps, now)
     cutoff = now - budget.within
     # Stamps are non-decreasing, so the ones still in the window are a suffix.
-    first = 0
-    while first < len(stamps) and stamps[first] < cutoff:
-        first += 1
-    kept = (*stamps[first:], float(now))
+    kept = (*stamps[bisect.bisect_left(stamps, cutoff) :], float(now))
     return BudgetDecision(stamps=kept, exceeded=len(kept) > budget.max_restarts)
 
 

@@ -338,13 +338,17 @@ class ActorSystem:
         self._emit(ev.Started, sup.id)
         return sup
 
-    async def _run_init(self, ref: ActorRef[Any]) -> Any:
-        """Run ``init(ctx)`` (sync or async); always a checkpoint."""
+    async def _run_init(self, ref: ActorRef[Any], *, checkpoint: bool = True) -> Any:
+        """Run ``init(ctx)`` (sync or async); a checkpoint unless ``checkpoint=False``.
+
+        Restarts pass False: they happen inside a run loop that checkpoints on its own.
+        """
         init = ref._behavior.init
         state: Any = init(ref._ctx) if init is not None else None
         if inspect.isawaitable(state):
             return await state
-        await trio.lowlevel.checkpoint()
+        if checkpoint:
+            await trio.lowlevel.checkpoint()
         return state
 
     async def _sleep(self, delay: float) -> None:

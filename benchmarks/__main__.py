@@ -30,6 +30,7 @@ from ._report import Result, Workload, json_document, measure, render_header, re
 from .asks import sequential_asks
 from .lifecycle import spawn_stop
 from .messaging import one_way, ping_pong
+from .supervision import restarts
 
 WARMUP_DIVISOR = 10
 
@@ -41,11 +42,18 @@ class Sizes:
     pairs: int
     rounds: int
     actors: int
+    failures: int
     repetitions: int
 
 
-FULL = Sizes(messages=200_000, asks=50_000, pairs=100, rounds=2_000, actors=10_000, repetitions=5)
-QUICK = Sizes(messages=20_000, asks=5_000, pairs=20, rounds=200, actors=1_000, repetitions=2)
+FULL = Sizes(
+    messages=200_000, asks=50_000, pairs=100, rounds=2_000, actors=10_000, failures=10_000,
+    repetitions=5,
+)  # fmt: skip
+QUICK = Sizes(
+    messages=20_000, asks=5_000, pairs=20, rounds=200, actors=1_000, failures=1_000,
+    repetitions=2,
+)  # fmt: skip
 
 
 def build_workloads(sizes: Sizes) -> list[Workload]:
@@ -57,6 +65,7 @@ def build_workloads(sizes: Sizes) -> list[Workload]:
         sequential_asks(sizes.asks, small(sizes.asks)),
         ping_pong(sizes.pairs, sizes.rounds, small(sizes.rounds)),
         spawn_stop(sizes.actors, small(sizes.actors)),
+        restarts(sizes.failures, small(sizes.failures)),
     ]
 
 
