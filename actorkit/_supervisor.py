@@ -447,7 +447,8 @@ class Supervisor:
     async def _start_group(self, group: list[_Entry]) -> Exception | None:
         """``init`` each member in start order; on a failure, take the started ones down."""
         started: list[_Entry] = []
-        for member in group:
+        group[:] = [member for member in group if self._index.get(member.node) is member]
+        for member in group:  # (a member stopped for good while the group was down is gone)
             try:
                 await member.node._reinit()
             except Exception as exc:
@@ -518,7 +519,8 @@ class Supervisor:
                 await _stop_node(entry.node, "shutdown")
         entries = list(self._entries)
         for entry in entries:
-            await entry.node._reinit()
+            if self._index.get(entry.node) is entry:
+                await entry.node._reinit()
         for entry in entries:
             entry.node._resume()
         self._status = Status.RUNNING
