@@ -171,7 +171,7 @@ class ActorRef(Generic[M]):
         self._incarnation = 0
         self._suspended: trio.Event | None = None
         self._backoff_scope: trio.CancelScope | None = None
-        self._links: set[ActorRef[Any]] | None = None
+        self._links: dict[ActorRef[Any], None] | None = None  # ordered: replays are exact
 
     # -- public -----------------------------------------------------------------------------
 
@@ -314,12 +314,21 @@ class ActorRef(Generic[M]):
     async def _run(self) -> None:
         self._task = trio.lowlevel.current_task()
         try:
-            control = self._control
-            deadline = math.inf if control is None else control.deadline
-            with trio.CancelScope(deadline=deadline) as scope:
-                self._scope = scope
-                if not await self._serve_incarnations(scope):
-                    return
+            while True:
+                control = self._control
+                stopping = control is not None and control.kind == _STOP
+                deadline = control.deadline if control is not None and stopping else math.inf
+                with trio.CancelScope(deadline=deadline) as scope:
+                    self._scope = scope
+                    if not await self._serve_incarnations(scope):
+                        return
+                    break
+                # a handler ran past its grace and was cancelled
+                self._drop_current("cancelled: the handler ran past its grace")
+                control = self._control
+                if control is None or control.kind == _STOP:
+                    break
+                # the incarnation ends (group restart, self-stop, link): carry on from there
         except BaseException:
             if self._control is None or self._control.kind != _STOP:
                 self._control = None
@@ -549,18 +558,25 @@ class ActorRef(Generic[M]):
         error: BaseException | None = None,
         *,
         by_self: bool = False,
+        deadline: float = math.inf,
     ) -> None:
-        """Ask the actor to end; never blocks. A stop for good overrides a pending restart."""
+        """Ask the actor to end; never blocks. A stop for good overrides a pending restart.
+
+        ``deadline`` caps the grace (a parent subtree's own grace running out).
+        """
         if self._status in (Status.STOPPED, Status.FAILED):
             return
         control = self._control
         if control is not None and control.kind == _STOP:
+            if deadline < control.deadline:
+                control.deadline = deadline
+                self._interrupt()
             return
         if by_self and self._parent._restarts_after_stop(self):
             if control is None:
                 self._control = _Control(_RESTART, reason, None, "", math.inf)
             return
-        deadline = trio.current_time() + self._shutdown
+        deadline = min(deadline, trio.current_time() + self._shutdown)
         self._control = _Control(_STOP, reason, error, letter, deadline)
         self._open = False
         self._status = Status.STOPPING
@@ -580,17 +596,24 @@ class ActorRef(Generic[M]):
         control = self._control
         assert control is not None
         self._cancel_timers()
-        if self._current is not None:
-            current, self._current = self._current, None
-            self._system._dead_letter(
-                self._id, current, "cancelled: the handler ran past its grace"
-            )
+        self._drop_current("cancelled: the handler ran past its grace")
+        self._open = False
         self._discard_mailbox(control.letter, control.reason)
         if self._live:
             self._live = False
             with trio.CancelScope(shield=True, deadline=control.deadline):
                 await self._run_on_stop(control.reason)
         self._finish(control)
+
+    def _drop_current(self, reason: str) -> None:
+        """The message being handled was cancelled: a dead letter; its asker is told."""
+        current, self._current = self._current, None
+        if current is None:
+            return
+        self._system._dead_letter(self._id, current, reason)
+        asks = self._asks
+        for reply in [r for r in asks or () if r._msg is current]:
+            reply._fail(ActorStopped(f"{self._id}: {reason} before replying"))
 
     def _finish(self, control: _Control) -> None:
         """The synchronous end of ``_terminate``: record the stop and tell everyone."""
@@ -608,7 +631,7 @@ class ActorRef(Generic[M]):
         system._release(self)
         for other in self._links or ():
             if other._links is not None:
-                other._links.discard(self)
+                other._links.pop(self, None)
         self._links = None
         monitors, self._monitors = self._monitors, None
         for monitor in monitors or ():

@@ -225,13 +225,16 @@ class Supervisor:
 
     async def stop(self, reason: object = None) -> None:
         """Stop every child in reverse start order, each within its grace, then the supervisor."""
+        await self._stop_within("normal" if reason is None else reason, math.inf)
+
+    async def _stop_within(self, reason: object, deadline: float) -> None:
+        """Stop for good; children's graces are cut short at ``deadline``."""
         if self._status in (Status.STOPPED, Status.FAILED):
             await trio.lowlevel.checkpoint()
             return
         if self._backoff_scope is not None:
             self._backoff_scope.cancel()
-        reason = "normal" if reason is None else reason
-        await self._call(lambda: self._finalize(reason, None))
+        await self._call(lambda: self._finalize(reason, None, deadline))
         await self._done.wait()
 
     # -- the decision task ------------------------------------------------------------------
@@ -384,14 +387,14 @@ class Supervisor:
                     self._post(functools.partial(self._give_up, exc))
                     return False
                 continue
-            self._restarted(entry)
+            self._restarted(entry, entry.attempt)
             node._resume()
             return True
 
-    def _restarted(self, entry: _Entry) -> None:
+    def _restarted(self, entry: _Entry, attempt: int) -> None:
         entry.restarts += 1
         entry.last_restart_at = trio.current_time()
-        self._system._emit(ev.Restarted, entry.node.id, attempt=entry.attempt)
+        self._system._emit(ev.Restarted, entry.node.id, attempt=attempt)
 
     async def _group_restart(
         self, entry: _Entry, incarnation: int, error: Exception | None
@@ -426,7 +429,7 @@ class Supervisor:
                 await self._backoff(delay)
             if self._closing:
                 return
-            failure = await self._start_group(group)
+            failure = await self._start_group(group, entry.attempt)
             if failure is None:
                 return
             if self._stamp():
@@ -444,7 +447,7 @@ class Supervisor:
             else:
                 await member.node._suspend()
 
-    async def _start_group(self, group: list[_Entry]) -> Exception | None:
+    async def _start_group(self, group: list[_Entry], attempt: int) -> Exception | None:
         """``init`` each member in start order; on a failure, take the started ones down."""
         started: list[_Entry] = []
         group[:] = [member for member in group if self._index.get(member.node) is member]
@@ -458,7 +461,7 @@ class Supervisor:
                 return exc
             started.append(member)
         for member in group:
-            self._restarted(member)
+            self._restarted(member, attempt)
             member.node._resume()
         return None
 
@@ -534,14 +537,20 @@ class Supervisor:
             await self._system._sleep(delay)
         self._backoff_scope = None
 
-    async def _finalize(self, reason: object, error: BaseException | None) -> None:
-        """Stop every child for good (reverse start order), then this supervisor."""
+    async def _finalize(
+        self, reason: object, error: BaseException | None, deadline: float = math.inf
+    ) -> None:
+        """Stop every child for good (reverse start order), then this supervisor.
+
+        Children get their own graces, cut short at ``deadline``: this supervisor's own grace
+        as its parent's child.
+        """
         if self._status in (Status.STOPPING, Status.STOPPED, Status.FAILED):
             return
         self._status = Status.STOPPING
         self._system._emit_stopping(self, reason)
         for entry in reversed(list(self._entries)):
-            await _stop_node(entry.node, reason)
+            await _stop_node(entry.node, reason, deadline)
         self._status = Status.FAILED if error is not None else Status.STOPPED
         self._system._emit_stopped(self, reason, error is not None)
         self._finished = True
@@ -589,12 +598,15 @@ def _interrupted(node: ActorRef[Any] | Supervisor) -> bool:
     return node._closing
 
 
-async def _stop_node(node: ActorRef[Any] | Supervisor, reason: object) -> None:
-    """Stop a child for good, from any state (running, held, backing off)."""
+async def _stop_node(
+    node: ActorRef[Any] | Supervisor, reason: object, deadline: float = math.inf
+) -> None:
+    """Stop a child for good within its grace (and by ``deadline``), from any state."""
     if isinstance(node, Supervisor):
-        await node.stop(reason)
+        await node._stop_within(reason, min(deadline, trio.current_time() + node._shutdown))
         return
-    node._request_stop(reason, "shutdown" if reason == "shutdown" else "stopped")
+    letter = "shutdown" if reason == "shutdown" else "stopped"
+    node._request_stop(reason, letter, deadline=deadline)
     if node._status in (Status.STOPPED, Status.FAILED):
         return
     if node._stopped is None:

@@ -185,14 +185,14 @@ class ActorSystem:
                 raise ValueError(f"link(): {ref.id} is already {ref._status.name}")
         for one, other in ((a, b), (b, a)):
             if one._links is None:
-                one._links = set()
-            one._links.add(other)
+                one._links = {}
+            one._links[other] = None
 
     def unlink(self, a: ActorRef[Any], b: ActorRef[Any]) -> None:
         """Undo ``link(a, b)``."""
         for one, other in ((a, b), (b, a)):
             if one._links is not None:
-                one._links.discard(other)
+                one._links.pop(other, None)
 
     def whereis(self, name: str) -> ActorRef[Any] | None:
         """The live actor registered under ``name``, or None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import attrs
@@ -491,3 +492,87 @@ async def test_bad_supervisor_arguments() -> None:
         await sup.stop()
         with pytest.raises(ak.SystemClosed, match="/s is STOPPED"):
             await sup.spawn(worker([]), Incarnation("x", []))
+
+
+async def test_group_restart_events_carry_the_groups_attempt() -> None:
+    events: list[ak.Event] = []
+    log: list[str] = []
+    async with ak.open_actor_system(on_event=events.append) as system:
+        sup = await system.supervisor("svc", strategy=ak.Strategy.ONE_FOR_ALL)
+        _a, b = await spawn_workers(sup, log, "ab")
+        b.send_nowait(Crash())
+        await trio.testing.wait_all_tasks_blocked()
+    restarting = {e.actor_id: e.attempt for e in events if isinstance(e, ak.Restarting)}
+    restarted = {e.actor_id: e.attempt for e in events if isinstance(e, ak.Restarted)}
+    assert restarted == restarting == {"worker-2": 1, "worker-3": 1}
+
+
+async def test_group_restart_keeps_a_sibling_whose_handler_overran_its_grace(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def handle(state: str, msg: object, tools: ak.Tools) -> None:
+        if msg == "crash":
+            raise RuntimeError(f"{state} crashed")
+        if msg == "slow":
+            await trio.sleep(100)
+        if isinstance(msg, Get):
+            msg.reply((state, 0, 0))
+
+    def behavior(name: str) -> ak.Behavior[str, object]:
+        return ak.Behavior(name=name, init=lambda ctx: name, handle=handle)
+
+    events: list[ak.Event] = []
+    async with ak.open_actor_system(on_event=events.append) as system:
+        sup = await system.supervisor("svc", strategy=ak.Strategy.ONE_FOR_ALL)
+        a = await sup.spawn(behavior("a"), shutdown=2.0)
+        b = await sup.spawn(behavior("b"))
+        a.send_nowait("slow")
+        await trio.sleep(1)
+        b.send_nowait("crash")
+        await trio.sleep(10)
+        assert sup.children() == [a, b]
+        assert a.status is ak.Status.RUNNING
+        assert (await a.ask(Get))[0] == "a"
+    cancelled = [e for e in events if isinstance(e, ak.DeadLetter) and e.message == "slow"]
+    assert cancelled[0].at == 3.0  # grace of 2 s from the group restart at t=1
+
+
+async def test_a_subtrees_grace_bounds_its_shutdown(autojump_clock: trio.testing.MockClock) -> None:
+    async def stubborn(state: object, msg: object, tools: ak.Tools) -> None:
+        await trio.sleep(1000)
+
+    async with ak.open_actor_system() as system:
+        root = await system.supervisor("root")
+        sub = await root.supervisor("sub", shutdown=1.0)
+        ref = await sub.spawn(ak.Behavior(name="slow", handle=stubborn), shutdown=10.0)
+        ref.send_nowait("go")
+        await trio.testing.wait_all_tasks_blocked()
+        await root.stop()
+        assert trio.current_time() == 1.0
+        assert ref.status is ak.Status.STOPPED
+
+
+def test_linked_failures_propagate_in_link_order() -> None:
+    from actorkit.testing import run
+
+    def work(state: None, msg: str, tools: ak.Tools) -> None:
+        if msg == "fail":
+            raise RuntimeError("failed")
+
+    async def main(padding: int) -> list[str]:
+        junk = [object() for _ in range(padding)]  # moves later allocations around
+        events: list[str] = []
+        async with ak.open_actor_system(on_event=lambda e: events.append(e.actor_id)) as system:
+            sup = await system.supervisor("s", budget=ak.RestartBudget(100, 1))
+            refs = [await sup.spawn(ak.Behavior(name="w", handle=work)) for _ in range(6)]
+            for other in refs[1:]:
+                system.link(refs[0], other)
+            refs[0].send_nowait("fail")
+            await trio.testing.wait_all_tasks_blocked()
+        del junk
+        return events
+
+    orders = {
+        tuple(run(functools.partial(main, padding), seed=1).value) for padding in (0, 7, 50, 300)
+    }
+    assert len(orders) == 1
