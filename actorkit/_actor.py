@@ -318,7 +318,9 @@ class ActorRef(Generic[M]):
                 control = self._control
                 stopping = control is not None and control.kind == _STOP
                 deadline = control.deadline if control is not None and stopping else math.inf
-                with trio.CancelScope(deadline=deadline) as scope:
+                # Shielded: only this actor's own grace cancels its handler. A cancelled outer
+                # scope leads to the system's (shielded) shutdown, which stops actors in order.
+                with trio.CancelScope(deadline=deadline, shield=True) as scope:
                     self._scope = scope
                     if not await self._serve_incarnations(scope):
                         return

@@ -140,6 +140,7 @@ class Supervisor:
         self._escalate: BaseException | None = None
         self._backoff_scope: trio.CancelScope | None = None
         self._incarnation = 0
+        self._stop_requested = False
 
     # -- public -----------------------------------------------------------------------------
 
@@ -232,6 +233,7 @@ class Supervisor:
         if self._status in (Status.STOPPED, Status.FAILED):
             await trio.lowlevel.checkpoint()
             return
+        self._stop_requested = True  # no restart decided from now on may go ahead
         if self._backoff_scope is not None:
             self._backoff_scope.cancel()
         await self._call(lambda: self._finalize(reason, None, deadline))
@@ -246,7 +248,10 @@ class Supervisor:
             self._status = Status.RUNNING
             task_status.started()
             try:
-                await self._loop()
+                # Shielded: a supervisor ends when it is stopped (the system's shutdown always
+                # stops it), so that an outer cancellation still stops children in order.
+                with trio.CancelScope(shield=True):
+                    await self._loop()
             finally:
                 self._done.set()
         if self._escalate is not None:
@@ -320,7 +325,9 @@ class Supervisor:
 
     @property
     def _closing(self) -> bool:
-        return self._status is not Status.RUNNING and self._status is not Status.RESTARTING
+        return self._stop_requested or (
+            self._status is not Status.RUNNING and self._status is not Status.RESTARTING
+        )
 
     async def _decide(self, node: Any, reason: object, error: Exception | None) -> bool:
         """Restart, decline or give up; False if the child is held for the decision task."""
@@ -372,6 +379,8 @@ class Supervisor:
         node = entry.node
         retry = False
         while True:
+            if self._closing:
+                return await self._decline(node, "the supervisor is stopping", "shutdown", None)
             delay = self._next_delay(entry, retry)
             retry = True
             self._system._emit(ev.Restarting, node.id, delay=delay, attempt=entry.attempt)
@@ -379,6 +388,8 @@ class Supervisor:
                 await node._backoff(delay)
             if _interrupted(node):
                 return True
+            if self._closing:
+                return await self._decline(node, "the supervisor is stopping", "shutdown", None)
             try:
                 await node._reinit()
             except Exception as exc:
@@ -418,7 +429,7 @@ class Supervisor:
         await self._take_down(group, skip=entry)
         group = [e for e in group if self._index.get(e.node) is e]
         retry = False
-        while True:
+        while not self._closing:
             delay = self._next_delay(entry, retry)
             retry = True
             for member in group:
@@ -522,7 +533,8 @@ class Supervisor:
                 await _stop_node(entry.node, "shutdown")
         entries = list(self._entries)
         for entry in entries:
-            if self._index.get(entry.node) is entry:
+            # (a child spawned while the subtree was down is already live)
+            if self._index.get(entry.node) is entry and not entry.node._live:
                 await entry.node._reinit()
         for entry in entries:
             entry.node._resume()

@@ -513,6 +513,7 @@ async def open_actor_system(
             yield system
         finally:
             await system._shutdown()
+            system._timers.stop()
             nursery.cancel_scope.cancel()
 
 

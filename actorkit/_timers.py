@@ -26,13 +26,15 @@ COMPACT_MIN = 256
 
 
 class TimerService:
-    __slots__ = ("_heap", "_seq", "_scope", "_stale")
+    __slots__ = ("_heap", "_seq", "_scope", "_stale", "_running")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, TimerEntry]] = []
         self._seq = 0
         self._scope: trio.CancelScope | None = None
         self._stale = 0
+        # Made up front, so ``stop`` before ``run`` has started still ends it at once.
+        self._running = trio.CancelScope(shield=True)
 
     def discard(self) -> None:
         """An entry will never fire (an answered ask): drop such entries once they dominate.
@@ -57,7 +59,15 @@ class TimerService:
         """Entries that may still fire."""
         return len(self._heap) - self._stale
 
+    def stop(self) -> None:
+        """End ``run`` (it is shielded: timers serve the system's shutdown until the end)."""
+        self._running.cancel()
+
     async def run(self) -> None:
+        with self._running:
+            await self._serve()
+
+    async def _serve(self) -> None:
         heap = self._heap
         while True:
             now = trio.current_time()
