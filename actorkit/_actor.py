@@ -86,6 +86,20 @@ class _Control:
         self.deadline = deadline
 
 
+class TimerMessage:
+    """A fired timer's message in the mailbox, tagged with the incarnation that scheduled it.
+
+    The mailbox outlives a restart; the tag keeps the new incarnation from handling a message
+    its predecessor scheduled (it becomes a dead letter instead).
+    """
+
+    __slots__ = ("msg", "incarnation")
+
+    def __init__(self, msg: object, incarnation: int) -> None:
+        self.msg = msg
+        self.incarnation = incarnation
+
+
 class _Timer:
     __slots__ = ("ref", "msg", "key", "alive")
 
@@ -111,7 +125,8 @@ class _Timer:
         timers = ref._timers
         if timers is not None and timers.get(self.key) is self:
             del timers[self.key]
-        if not ref.send_nowait(self.msg) and ref._open and ref._behavior.overflow is Overflow.BLOCK:
+        msg = TimerMessage(self.msg, ref._incarnation)
+        if not ref.send_nowait(msg) and ref._open and ref._behavior.overflow is Overflow.BLOCK:
             ref._system._dead_letter(ref._id, self.msg, "timer message: mailbox full (BLOCK)")
 
 
@@ -128,7 +143,7 @@ class ActorRef(Generic[M]):
         "_status", "_open", "_state", "_queue", "_max_inbox", "_blocked", "_idle",
         "_has_task", "_task", "_parked", "_scope", "_control", "_asks", "_timers",
         "_monitors", "_stopped", "_current", "_live", "_incarnation", "_suspended",
-        "_backoff_scope", "_links", "__weakref__",
+        "_backoff_scope", "_links", "_held_replies", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -172,6 +187,7 @@ class ActorRef(Generic[M]):
         self._suspended: trio.Event | None = None
         self._backoff_scope: trio.CancelScope | None = None
         self._links: dict[ActorRef[Any], None] | None = None  # ordered: replays are exact
+        self._held_replies: list[Reply[Any]] | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -353,7 +369,12 @@ class ActorRef(Generic[M]):
                 self._leave(idle=True)
                 return False
             if outcome == _DETACHED:
+                # held for the supervisor's decision task; a take-down that asked for this
+                # incarnation's end while its parent was deciding has it now
+                if self._control is not None and self._control.kind == _SUSPEND:
+                    self._control = None
                 self._leave(idle=False)
+                self._signal_suspended()
                 return False
             control = self._control
             assert control is not None
@@ -403,6 +424,13 @@ class ActorRef(Generic[M]):
                 msg = queue.popleft()
                 if self._blocked:
                     admit_blocked(self)
+                if type(msg) is TimerMessage:
+                    if msg.incarnation != self._incarnation:
+                        self._system._dead_letter(
+                            self._id, msg, "timer of a previous incarnation (restarted)"
+                        )
+                        continue
+                    msg = msg.msg
                 self._current = msg
                 try:
                     result = handle(self._state, msg, tools)
@@ -455,6 +483,11 @@ class ActorRef(Generic[M]):
             self._fail_ask_of(msg, exc)
         if self._links:
             self._propagate_to_links(exc)
+        control = self._control
+        if control is not None:
+            if control.kind == _STOP or control.kind == _SUSPEND:
+                return True  # it is being ended anyway: no restart decision for this failure
+            self._control = None  # its own failure supersedes a self-stop or a link's failure
         return await self._parent._child_failed(self, exc, msg)
 
     # -- incarnations (used by supervisors) ------------------------------------------------
@@ -581,6 +614,7 @@ class ActorRef(Generic[M]):
         deadline = min(deadline, trio.current_time() + self._shutdown)
         self._control = _Control(_STOP, reason, error, letter, deadline)
         self._open = False
+        self._cancel_timers()  # its mailbox is closed: a timer firing now could only be lost
         self._status = Status.STOPPING
         self._system._emit_stopping(self, reason)
         self._discard_mailbox(letter, reason)

@@ -40,7 +40,11 @@ class Reply(Generic[T]):
         if self._state == _PENDING:
             self._state = _DONE
             self._value = value
-            self._settle()
+            held = self._target._held_replies
+            if held is None:
+                self._settle()
+            else:
+                held.append(self)  # sent once the actor's new state is durable
         elif self._state == _CLOSED:
             self._state = _LATE
             self._target._system._dead_letter(
@@ -83,6 +87,13 @@ class Reply(Generic[T]):
     def _pending(self) -> bool:
         return self._state == _PENDING
 
+    def _retract(self, error: BaseException) -> None:
+        """A held reply cannot be sent (its state was not saved): the asker gets ``error``."""
+        if self._state == _DONE:
+            self._state = _PENDING
+            self._value = None
+            self._fail(error)
+
     def _fire(self) -> None:  # the ask's deadline passed
         self._timed = False
         if self._state == _PENDING:
@@ -115,3 +126,23 @@ class Reply(Generic[T]):
             raise error
         value: T = self._value
         return value
+
+
+def hold_replies(ref: ActorRef[Any]) -> None:
+    """From now on, replies sent by ``ref``'s handler wait for ``release_replies``.
+
+    Persistent actors use this so that no reply goes out before the state it reflects is
+    committed.
+    """
+    if ref._held_replies is None:
+        ref._held_replies = []
+
+
+def release_replies(ref: ActorRef[Any], error: BaseException | None = None) -> None:
+    """Send the held replies (or fail their asks with ``error``); replies flow again."""
+    held, ref._held_replies = ref._held_replies, None
+    for reply in held or ():
+        if error is None:
+            reply._settle()
+        else:
+            reply._retract(error)

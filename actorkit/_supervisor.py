@@ -10,7 +10,6 @@ a new task. The policy itself (budget window, backoff delays) lives in ``_budget
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import math
 from collections import deque
@@ -141,6 +140,10 @@ class Supervisor:
         self._backoff_scope: trio.CancelScope | None = None
         self._incarnation = 0
         self._stop_requested = False
+        # This incarnation is over (the budget ran out, or the parent took the subtree down):
+        # no restart of a child goes ahead until the parent re-creates the subtree.
+        self._held = False
+        self._suspend_pending = False
 
     # -- public -----------------------------------------------------------------------------
 
@@ -332,20 +335,47 @@ class Supervisor:
     async def _decide(self, node: Any, reason: object, error: Exception | None) -> bool:
         """Restart, decline or give up; False if the child is held for the decision task."""
         entry = self._index.get(node)
-        if entry is None or self._closing:
+        if entry is None:
             return await self._decline(node, "the supervisor is stopping", reason, error)
+        if self._closing:
+            return False  # held: the stop in progress ends it, in reverse start order
         if entry.restart is Restart.TEMPORARY:
             return await self._decline(node, "temporary child", reason, error)
         if entry.restart is Restart.TRANSIENT and error is None:
             return await self._decline(node, "transient child stopped normally", reason, error)
+        if self._count_failure(error):  # stamped when seen, also while the decision task is busy
+            return False  # held: the give-up, or the subtree's restart, takes it from here
         if self._strategy is not Strategy.ONE_FOR_ONE or self._status is Status.RESTARTING:
             incarnation = node._incarnation
             self._post(lambda: self._group_restart(entry, incarnation, error))
             return False
-        if self._stamp():
-            self._post(lambda: self._give_up(error))
-            return False
         return await self._restart_in_place(entry)
+
+    @property
+    def _abandoning(self) -> bool:
+        """A restart in progress must not go on: stopping, held, or about to be taken down."""
+        return self._closing or self._held or self._suspend_pending
+
+    def _count_failure(self, error: BaseException | None) -> bool:
+        """Stamp a restart-worthy failure; True if the supervisor is (now) held.
+
+        A held subtree (it gave up, or its parent took it down) counts nothing more: its
+        restart by its parent re-creates every child anyway.
+        """
+        if self._held:
+            return True
+        if self._stamp():
+            self._hold_and_give_up(error)
+            return True
+        return False
+
+    def _hold_and_give_up(self, error: BaseException | None) -> None:
+        """The budget is exceeded: stop every pending restart, then give up (once)."""
+        self._held = True
+        if self._backoff_scope is not None:
+            self._backoff_scope.cancel()
+        incarnation = self._incarnation
+        self._post(lambda: self._give_up(error, incarnation))
 
     async def _decline(self, node: Any, why: str, reason: object, error: Exception | None) -> bool:
         self._system._emit(ev.RestartDeclined, node.id, reason=why)
@@ -379,8 +409,8 @@ class Supervisor:
         node = entry.node
         retry = False
         while True:
-            if self._closing:
-                return await self._decline(node, "the supervisor is stopping", "shutdown", None)
+            if self._abandoning:
+                return False  # held: the stop, give-up or take-down in progress has it
             delay = self._next_delay(entry, retry)
             retry = True
             self._system._emit(ev.Restarting, node.id, delay=delay, attempt=entry.attempt)
@@ -388,14 +418,13 @@ class Supervisor:
                 await node._backoff(delay)
             if _interrupted(node):
                 return True
-            if self._closing:
-                return await self._decline(node, "the supervisor is stopping", "shutdown", None)
+            if self._abandoning:
+                return False
             try:
                 await node._reinit()
             except Exception as exc:
                 self._system._report_failure(node, exc, None)
-                if self._stamp():
-                    self._post(functools.partial(self._give_up, exc))
+                if self._count_failure(exc):
                     return False
                 continue
             self._restarted(entry, entry.attempt)
@@ -414,12 +443,8 @@ class Supervisor:
         node = entry.node
         if self._index.get(node) is not entry or node._incarnation != incarnation or node._live:
             return  # stale: that incarnation was already replaced
-        if self._closing:
-            await self._decline(node, "the supervisor is stopping", error, error)
-            return
-        if self._stamp():
-            await self._give_up(error)
-            return
+        if self._abandoning:
+            return  # the child stays held: the stop, give-up or take-down in progress has it
         if self._strategy is Strategy.ONE_FOR_ONE:
             group = [entry]
         elif self._strategy is Strategy.ONE_FOR_ALL:
@@ -429,7 +454,7 @@ class Supervisor:
         await self._take_down(group, skip=entry)
         group = [e for e in group if self._index.get(e.node) is e]
         retry = False
-        while not self._closing:
+        while not self._abandoning:
             delay = self._next_delay(entry, retry)
             retry = True
             for member in group:
@@ -438,14 +463,10 @@ class Supervisor:
                 )
             if delay > 0:
                 await self._backoff(delay)
-            if self._closing:
+            if self._abandoning:
                 return
-            failure = await self._start_group(group, entry.attempt)
-            if failure is None:
-                return
-            if self._stamp():
-                await self._give_up(failure)
-                return
+            if not await self._start_group(group, entry.attempt):
+                return  # started, or the failed start made the supervisor give up
 
     async def _take_down(self, group: list[_Entry], skip: _Entry) -> None:
         """End the group's incarnations in reverse start order; TEMPORARY ones for good."""
@@ -458,8 +479,12 @@ class Supervisor:
             else:
                 await member.node._suspend()
 
-    async def _start_group(self, group: list[_Entry], attempt: int) -> Exception | None:
-        """``init`` each member in start order; on a failure, take the started ones down."""
+    async def _start_group(self, group: list[_Entry], attempt: int) -> bool:
+        """``init`` each member in start order; True if one failed and the restart goes on.
+
+        A failed ``init`` is stamped at once; then the members already started are taken
+        down again. False once the group runs, or when the failure made the supervisor hold.
+        """
         started: list[_Entry] = []
         group[:] = [member for member in group if self._index.get(member.node) is member]
         for member in group:  # (a member stopped for good while the group was down is gone)
@@ -467,19 +492,20 @@ class Supervisor:
                 await member.node._reinit()
             except Exception as exc:
                 self._system._report_failure(member.node, exc, None)
+                held = self._count_failure(exc)
                 for done in reversed(started):
                     await done.node._suspend()
-                return exc
+                return not held
             started.append(member)
         for member in group:
             self._restarted(member, attempt)
             member.node._resume()
-        return None
+        return False
 
-    async def _give_up(self, error: BaseException | None) -> None:
+    async def _give_up(self, error: BaseException | None, incarnation: int) -> None:
         """Budget exceeded: hold every child (reverse start order), emit GaveUp, escalate."""
-        if self._closing:
-            return
+        if self._closing or incarnation != self._incarnation:
+            return  # stopping, or the parent already took this incarnation down
         self._status = Status.RESTARTING
         for entry in reversed(list(self._entries)):
             await entry.node._suspend()
@@ -505,6 +531,7 @@ class Supervisor:
 
     async def _end_incarnation(self, reason: object) -> None:
         self._status = Status.RESTARTING
+        self._held = True
         self._incarnation += 1
 
     @property
@@ -512,9 +539,16 @@ class Supervisor:
         return self._status is Status.RUNNING
 
     async def _suspend(self) -> None:
+        # Abandon a restart this subtree is backing off for (its own, or its parent's restart
+        # of it running in its decision task), so that the take-down does not wait for it.
+        self._suspend_pending = True
+        if self._backoff_scope is not None:
+            self._backoff_scope.cancel()
         await self._call(self._suspend_children)
 
     async def _suspend_children(self) -> None:
+        self._suspend_pending = False
+        self._held = True
         if self._status is not Status.RUNNING:
             return
         self._status = Status.RESTARTING
@@ -532,13 +566,22 @@ class Supervisor:
             if entry.restart is Restart.TEMPORARY:
                 await _stop_node(entry.node, "shutdown")
         entries = list(self._entries)
+        started: list[_Entry] = []
         for entry in entries:
             # (a child spawned while the subtree was down is already live)
             if self._index.get(entry.node) is entry and not entry.node._live:
-                await entry.node._reinit()
+                try:
+                    await entry.node._reinit()
+                except BaseException:
+                    # a failed restart holds every child again, as a failed group start does
+                    for done in reversed(started):
+                        await done.node._suspend()
+                    raise
+                started.append(entry)
+        self._held = False
+        self._status = Status.RUNNING
         for entry in entries:
             entry.node._resume()
-        self._status = Status.RUNNING
 
     def _resume(self) -> None:
         pass
@@ -607,7 +650,7 @@ class Supervisor:
 def _interrupted(node: ActorRef[Any] | Supervisor) -> bool:
     if isinstance(node, ActorRef):
         return node._control is not None
-    return node._closing
+    return node._closing or node._suspend_pending
 
 
 async def _stop_node(

@@ -14,7 +14,7 @@ import attrs
 import trio
 
 from . import _events as ev
-from ._actor import ActorRef, Monitor, Status, _describe
+from ._actor import ActorRef, Monitor, Status, TimerMessage, _describe
 from ._behavior import Behavior
 from ._budget import Backoff, RestartBudget
 from ._exceptions import NameTaken, SupervisorGaveUp, SystemClosed
@@ -421,6 +421,8 @@ class ActorSystem:
     def _dead_letter(
         self, actor_id: str, msg: object, reason: str, error: BaseException | None = None
     ) -> None:
+        if type(msg) is TimerMessage:
+            msg = msg.msg
         error_text = None if error is None else f"{type(error).__name__}: {error}"
         if self._on_event is None:
             logger.warning(
@@ -434,6 +436,8 @@ class ActorSystem:
         )  # fmt: skip
 
     def _overflowed(self, ref: ActorRef[Any], msg: object) -> None:
+        if type(msg) is TimerMessage:
+            msg = msg.msg
         if self._on_event is None:
             logger.warning(
                 "mailbox of %s is full (%d messages, REJECT): %s rejected",

@@ -17,15 +17,33 @@ match it, in order (so stops come in reverse start order, dead letters in mailbo
 What the model expects but never sees is reported when the trio side is quiet again
 (``check_quiescent``).
 
+The contract checked, beyond api.md's text:
+
+- A restart-worthy failure (a failure, or a PERMANENT child's own stop) is stamped when its
+  supervisor decides about it, right after the child's ``on_stop``, whatever the strategy and
+  whatever the supervisor's decision task is busy with; a failed re-init when the init fails.
+- A stamp that exceeds the budget *holds* the supervisor at once: a group restart backing off
+  in its decision task is abandoned, every restart of its children that has not begun yet is
+  abandoned (no ``Restarting`` or ``init`` after that point), and one give-up follows: every
+  child suspended in reverse start order, one ``GaveUp`` counting exactly the stamps in the
+  window, then the parent decides.
+- While a subtree is held (it gave up, its parent took it down, or its incarnation ended), a
+  failure of one of its children is neither stamped nor decided: the child stays held until
+  the subtree's restart re-creates it (a TEMPORARY child is declined and stops for good). A
+  child spawned into a held subtree runs at once and is kept by the restart.
+- While a supervisor is stopping, a failure of a child causes no decision: the stop stops it
+  in reverse start order like every other child. Queued group restarts then do nothing.
+- Taking a subtree down abandons a restart it is backing off for (its own group restart, or
+  its parent's restart of it): no ``init`` runs for it; the take-down goes on at once.
+- A subtree restart whose init fails half-way suspends again (reverse order) the children it
+  re-initialised, then the parent stamps the failed re-init and retries per its policy.
+- A timer message that fired before a restart is not handled by the new incarnation: it
+  becomes a dead letter when the new incarnation reaches it in mailbox order.
+
 Where api.md is silent the model follows the implementation's documented choices: restart
 counts of a subtree's children are not bumped when the subtree restarts (its supervisor did not
-restart them); every member of a group restart reports the group's attempt number; a failure
-seen while its supervisor is already giving up may or may not count in ``GaveUp.restarts``
-and changes nothing else; a child spawned into a subtree that waits to be restarted runs at
-once and is kept by the restart; TEMPORARY children of a restarted subtree stop for good.
-
-A symptom of a bug listed in the test's ``KNOWN_BUGS`` raises ``KnownBug`` (with the bug's
-key) rather than a plain ``ModelError``, so that the test can end the example there.
+restart them); every member of a group restart reports the group's attempt number; TEMPORARY
+children of a restarted subtree stop for good.
 """
 
 from __future__ import annotations
@@ -147,12 +165,17 @@ class ModelError(AssertionError):
     """The run did something the model does not allow (or failed to do what it requires)."""
 
 
-class KnownBug(ModelError):
-    """A symptom of a known actorkit bug, named by ``key`` (see the test's ``KNOWN_BUGS``)."""
+STALE_TIMER = "timer of a previous incarnation (restarted)"
+"""The dead-letter reason of a timer message that fired before its actor was restarted."""
 
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
+
+class Pending:
+    """A restart that has not begun yet: a hold or a stop abandons it (the restart checks for
+    that right before its first ``init``), once begun it runs to its end."""
+
+    def __init__(self, on_abandon: Callable[[], None]) -> None:
+        self.begun = False
+        self.on_abandon = on_abandon
 
 
 class Phase(enum.Enum):
@@ -179,6 +202,7 @@ class Node:
         self.until: float | None = None  # end of an in-place backoff
         self.dead_failed = False
         self.pending_job: Job | None = None  # the group restart its own failure asked for
+        self.starting: Pending | None = None  # its in-place restart, due and not begun yet
 
     @property
     def live(self) -> bool:
@@ -223,10 +247,9 @@ class Sup(Node):
         self.stamps: list[float] = []
         self.jobs: deque[Job] = deque()  # queued work of its decision task
         self.active: Job | None = None  # what its decision task is doing
-        self.giveups = 0
-        self.folded = 0  # failures seen while already giving up (see KnownBug "double give-up")
-        self.held_failures = 0  # failures of children while it waits to be restarted
-        self.folded_stamps: list[float] = []  # failures seen while giving up (may be stamped)
+        self.held = False  # gave up or taken down: no decision about a child until restarted
+        self.incarnation = 0  # bumped when its incarnation ends (a stale give-up is skipped)
+        self.stop_requested = False  # stopping for good: no decision about a child any more
 
     @property
     def live(self) -> bool:
@@ -236,19 +259,20 @@ class Sup(Node):
 class Job:
     """Work of a supervisor's decision task: a group restart, or giving up."""
 
-    def __init__(self, kind: str, sup: Sup, failing: Node | None, error: str, at: float) -> None:
+    def __init__(self, kind: str, sup: Sup, failing: Node | None, error: str) -> None:
         self.kind = kind  # group | giveup
         self.sup = sup
         self.failing = failing
         self.error = error  # the failure's error type; "" for a PERMANENT child's own stop
-        self.at = at  # when the failure was seen
         self.stage = "queued"  # queued | takedown | restarting | backoff | starting
         self.group: list[Node] = []
         self.cursor: list[tuple[Node, str]] = []  # take-down steps left: (node, suspend|temporary)
         self.held: list[Node] = []  # every node the take-down holds
         self.until = 0.0
         self.retry = False  # the last start of the group failed: n grows regardless
-        self.giveups = sup.giveups
+        self.inc = sup.incarnation  # a give-up of an incarnation that has ended is skipped
+        self.touched = False  # a step of its take-down showed
+        self.token: Pending | None = None  # the group's start, due and not begun yet
 
     def __repr__(self) -> str:
         failing = self.failing.key if self.failing else "-"
@@ -263,7 +287,8 @@ class Expect:
     what: str
     test: Callable[[object], bool]
     then: Callable[[object], None] | None = None
-    known: str | None = None  # a known bug (KNOWN_BUGS) makes this expectation fail
+    token: Pending | None = None  # part of a restart that a hold or a stop may abandon
+    or_else: Callable[[], None] | None = None  # the very next item, or it never comes: this
 
 
 Channel = deque[Expect]
@@ -383,6 +408,8 @@ class Model:
     def stop(self, node: Node) -> None:
         """An external ``ref.stop()`` / ``sup.stop()``: the node stops for good."""
         if node.phase is not Phase.DEAD:
+            if isinstance(node, Sup):
+                node.stop_requested = True
             self._cancel_restarts(node)
             self._expect(*self._stop_seq(node, failed=False))
 
@@ -396,11 +423,27 @@ class Model:
         node.pending_job = None
         if node.phase is Phase.BACKOFF:
             node.phase, node.until = Phase.HELD, None
+        self._abandon(node.starting)
         if isinstance(node, Sup):
+            job = node.active
+            if job is not None:
+                self._abandon(job.token)
             node.jobs.clear()
             node.active = None
             for child in node.children:
                 self._cancel_restarts(child)
+
+    def _abandon(self, token: Pending | None) -> None:
+        """A restart that has not begun yet will not begin: forget what it would do."""
+        if token is None or token.begun:
+            return
+        token.begun = True  # (once only)
+        for channel in self.channels:
+            kept = [e for e in channel if e.token is not token]
+            channel.clear()
+            channel.extend(kept)
+        self.channels = [channel for channel in self.channels if channel]
+        token.on_abandon()
 
     # -- feeding the trace --------------------------------------------------------------------
 
@@ -412,7 +455,20 @@ class Model:
             self._fail(f"the trace went back in time: {describe(item)} after t={self.now}")
         self.advance(at)
         self.history.append(describe(item))
+        self._drop_unmet(item)
         self._dispatch(item)
+
+    def _drop_unmet(self, item: object) -> None:
+        """Expectations that only the very next item could meet, and ``item`` does not."""
+        node = self._node_of(item)
+        for channel in list(self.channels):
+            head = channel[0]
+            if head.or_else is None or (head.node is node and head.test(item)):
+                continue
+            channel.popleft()
+            if not channel:
+                self.channels.remove(channel)
+            head.or_else()
 
     def _dispatch(self, item: object) -> None:
         node = self._node_of(item)
@@ -427,6 +483,8 @@ class Model:
         if expect.node is not node or not expect.test(item):
             self._fail(f"expected [{expect.node.key}: {expect.what}], got: {describe(item)}")
         channel.popleft()
+        if expect.token is not None:
+            expect.token.begun = True
         if expect.then is not None:
             self.current = channel
             try:
@@ -476,54 +534,38 @@ class Model:
                 f"{node.key} ({node.phase.value}) was re-initialised although no restart of it "
                 f"is due (stopping supervisor? cancelled backoff?): {describe(item)}"
             )
-        known = self._known_symptom(node, item)
+        if isinstance(item, ak.DeadLetter) and item.reason == STALE_TIMER:
+            assert isinstance(node, Worker)
+            self._stale_timer(node, item)
+            return
         if isinstance(item, ak.GaveUp):
-            self._fail(
-                f"{node.key} gave up, but the model has no give-up pending: {describe(item)}",
-                known=known,
-            )
-        self._fail(
-            f"unexpected item ({node.key} is {node.phase.value}): {describe(item)}", known=known
-        )
-
-    def _known_symptom(self, node: Node, item: object) -> str | None:
-        """Symptoms of known bugs (the test's KNOWN_BUGS says which are still there)."""
-        sup = node if isinstance(node, Sup) else node.parent
-        if sup is None:
-            return None
-        stopping = (
-            isinstance(item, ak.RestartDeclined) and item.reason == "the supervisor is stopping"
-        )
-        if stopping and node.pending_job is None and self._stop_pending(sup):
-            return "stop with a queued restart"
-        acting = isinstance(item, ak.GaveUp | ak.Restarting | ak.RestartDeclined) or (
-            isinstance(item, OnStop | Init) and sup.phase is not Phase.RUNNING
-        )
-        if sup.held_failures and acting:
-            return "failure in a restarting subtree"
-        if not sup.folded:
-            return None
-        if isinstance(item, ak.GaveUp) or (isinstance(item, OnStop) and item.reason == "restart"):
-            return "double give-up"
-        return None
-
-    def _stop_pending(self, sup: Sup) -> bool:
-        """A stop of ``sup`` (or above it) was asked for and has not begun yet."""
-        for channel in self.channels:
-            for expect in channel:
-                if expect.what == "Stopping" and expect.node in (sup, sup.parent):
-                    return True
-        return False
+            self._fail(f"{node.key} gave up, but no give-up is pending: {describe(item)}")
+        self._fail(f"unexpected item ({node.key} is {node.phase.value}): {describe(item)}")
 
     # -- workers handling messages ------------------------------------------------------------
+
+    def _stale_timer(self, worker: Worker, item: ak.DeadLetter) -> None:
+        """A running worker reached a timer message of a previous incarnation: a dead letter."""
+        if worker.phase is not Phase.RUNNING or not worker.alive:
+            self._fail(f"{worker.key} is {worker.phase.value}, yet it dequeued {describe(item)}")
+        head = worker.queue[0] if worker.queue else None
+        if head is None or head.mid != _mid(item):
+            self._fail(f"{worker.key}: {describe(item)}, but the next queued message is {head}")
+        if not head.origin or head.origin == worker.inc:
+            self._fail(
+                f"{worker.key}: {head} dead-lettered as a timer of a previous incarnation, but "
+                f"incarnation {worker.inc} scheduled it"
+            )
+        worker.queue.popleft()
+        worker.fates[head.mid] = "dead"
 
     def _handled(self, worker: Worker, item: Handled) -> None:
         msg = item.msg
         if msg.origin and msg.origin != item.inc:
             self._fail(
                 f"{worker.key}: a message of a timer that incarnation {msg.origin} scheduled "
-                f"was handled by incarnation {item.inc}: {describe(item)}",
-                known="timer into a new incarnation",
+                f"was handled by incarnation {item.inc} (it must become a dead letter): "
+                f"{describe(item)}"
             )
         if worker.phase is not Phase.RUNNING or not worker.alive:
             self._fail(f"{worker.key} is {worker.phase.value}, yet it handled {msg}")
@@ -546,6 +588,8 @@ class Model:
             timer = Msg(msg.payload_mid, msg.payload, origin=item.inc)
             worker.scheduled += 1
             worker.timers.append((item.at + msg.after, worker.scheduled, timer))
+        elif msg.kind == "quit" and self._stopping(worker):
+            self._expect(*self._stop_seq(worker, failed=False))  # no decision while stopping
         elif msg.kind == "quit" and worker.restart == "permanent":
             worker.phase = Phase.BUSY
             self._expect(
@@ -595,48 +639,81 @@ class Model:
 
     # -- a supervisor's decisions ---------------------------------------------------------------
 
+    def _stopping(self, node: Node) -> bool:
+        """``node``'s supervisor was asked to stop for good."""
+        return node.parent is not None and node.parent.stop_requested
+
     def _decide(self, node: Node, *, error: str, init_failure: bool) -> None:
         """``node`` failed (``error``) or a PERMANENT child stopped itself: restart it or not."""
         sup = node.parent
         assert sup is not None
         node.phase = Phase.HELD
+        if sup.stop_requested:
+            return  # no decision: the stop in progress stops it, in reverse start order
         if node.restart == "temporary":
             self._expect(
                 Expect(node, "RestartDeclined(temporary child)", _declined("temporary child")),
                 *self._stop_seq(node, failed=bool(error)),
             )
             return
-        if sup.phase in (Phase.HELD, Phase.BACKOFF):
-            sup.held_failures += 1
-            return  # its supervisor waits to be restarted, which re-creates it anyway
-        if self._giving_up(sup):
-            # Seen before the GaveUp: it may count in GaveUp.restarts (a ONE_FOR_ONE
-            # supervisor stamps it until its give-up starts); it changes nothing else.
-            if sup.strategy is ak.Strategy.ONE_FOR_ONE:
-                sup.folded_stamps.append(self.now)
-            sup.folded += 1
+        if sup.held:
+            return  # not stamped: the subtree's restart re-creates it
+        if self._stamp(sup, self.now):
+            self._hold_and_give_up(sup, error)
             return
-        if sup.phase is not Phase.RUNNING or self.shutting_down:
-            self._fail(f"model: {node.key} ended while {sup.key} is {sup.phase.value}")
         if sup.strategy is not ak.Strategy.ONE_FOR_ONE:
-            job = Job("group", sup, node, error, self.now)
+            job = Job("group", sup, node, error)
             node.pending_job = job
             sup.jobs.append(job)
             self._run_jobs(sup)
             return
-        if self._stamp(sup, self.now):
-            self._post_give_up(sup, error)
-            return
         self._restart_in_place(node, init_failure=init_failure)
-
-    def _giving_up(self, sup: Sup) -> bool:
-        jobs = [sup.active, *sup.jobs]
-        return any(job is not None and job.kind == "giveup" for job in jobs)
 
     def _stamp(self, sup: Sup, at: float) -> bool:
         """Stamp a restart-worthy failure seen at ``at``; True if the budget is exceeded."""
         sup.stamps.append(at)
         return in_window(sup.stamps, at, sup.budget.within) > sup.budget.max_restarts
+
+    def _hold_and_give_up(self, sup: Sup, error: str) -> None:
+        """The budget is exceeded: abandon every restart not begun yet, then give up once."""
+        sup.held = True
+        for child in sup.children:
+            if child.phase is Phase.BACKOFF:
+                child.phase, child.until = Phase.HELD, None
+            self._abandon(child.starting)
+        job = sup.active
+        if job is not None and job.kind == "group":
+            if job.stage == "backoff":
+                sup.active = None  # cancelled at once; its members stay held
+            elif job.stage == "starting":
+                self._abandon(job.token)
+            elif job.stage == "takedown":
+                # the take-down goes on; then no restart, and the give-up takes the rest down.
+                # Until it shows, it may not have begun (then the give-up does it all): a
+                # TEMPORARY member may be declined (group) or suspended (give-up).
+                steps = job.cursor
+                if not job.touched:
+                    steps = [(n, "either" if m == "temporary" else m) for n, m in steps]
+                self._give_up_after(job, steps, error)
+                return
+        sup.jobs.append(Job("giveup", sup, None, error))
+        self._run_jobs(sup)
+
+    def _give_up_after(self, job: Job, steps: list[tuple[Node, str]], error: str) -> None:
+        """``job`` ends once it took ``steps`` down, without a restart: its supervisor is
+        held, and the give-up (the one already queued, else for ``error``) follows at once."""
+        sup = job.sup
+        queued = next((j for j in sup.jobs if j.kind == "giveup"), None)
+        if queued is not None:
+            sup.jobs.remove(queued)
+            error = queued.error
+        held = job.held + job.group
+        job.kind, job.error, job.failing, job.group = "giveup", error, None, []
+        everyone = self._take_down_steps(list(reversed(sup.children)), temporary_stop=False)
+        self._begin_take_down(job, steps + everyone)
+        job.held = held + job.held
+        sup.active = job
+        sup.phase = Phase.BUSY
 
     def _next_attempt(self, node: Node, *, init_failure: bool) -> int:
         """n of api.md: back to 1 once the child has *run* ``reset_after`` s without failing."""
@@ -700,32 +777,63 @@ class Model:
             else:
                 self._restart_now(node)
 
-        self._expect(attrs.evolve(expect, then=after))
+        def abandoned() -> None:
+            node.phase = Phase.HELD
+
+        # Restarting follows the decision at once, unless the subtree was asked to go down
+        # (its parent's take-down reached it, which shows only later): then it never comes
+        sup = node.parent
+        assert sup is not None
+        or_else = abandoned if self._may_be_taken_down(sup) else None
+        self._expect(attrs.evolve(expect, then=after, or_else=or_else))
+
+    def _may_be_taken_down(self, sub: Sup) -> bool:
+        """A take-down in progress may have asked ``sub`` to go down already."""
+        parent = sub.parent
+        job = parent.active if parent is not None else None
+        if job is None or job.stage != "takedown":
+            return False
+        for node, mode in job.cursor:
+            if node is sub:
+                return mode != "temporary"
+            if not self._skippable(node, mode):
+                return False
+        return False
 
     def _restart_now(self, node: Node) -> None:
         """An in-place restart's delay is over: init again, then Restarted (or fail again)."""
         node.phase, node.until = Phase.BUSY, None
 
+        sup = node.parent
+        assert sup is not None
+
         def failed(culprit: Worker) -> None:
-            sup = node.parent
-            assert sup is not None
             node.phase = Phase.HELD
+            if sup.held or sup.stop_requested:
+                return  # not stamped: the give-up (or the stop) in progress takes it
             if self._stamp(sup, self.now):
-                self._post_give_up(sup, "InitError")
+                self._hold_and_give_up(sup, "InitError")
             else:
                 self._restart_in_place(node, init_failure=True)
 
         def restarted(item: object) -> None:
             node.restarts += 1
             node.last_restart_at = self.now
-            self._set_running(node)
+            if runs_now:
+                self._set_running(node)
+
+        def abandoned() -> None:
+            node.phase = Phase.HELD
 
         steps, ok = self._start_seq(node, failed)
+        # (a subtree runs from its last child's init on: by its Restarted it may be held again)
+        runs_now = isinstance(node, Worker) or not steps
         if ok:
             steps.append(
                 Expect(node, f"Restarted(attempt={node.attempt})", _restarted(node), restarted)
             )
-        self._expect(*steps)
+        node.starting = token = Pending(abandoned)
+        self._expect(*(attrs.evolve(step, token=token) for step in steps))
 
     def _start_seq(
         self, node: Node, on_failure: Callable[[Worker], None]
@@ -746,8 +854,12 @@ class Model:
             if child.restart == "temporary" or child.live:
                 continue  # live: spawned while the subtree was down
             if isinstance(child, Worker) and child.fail_inits > 0:
-                then = functools.partial(self._subtree_start_failed, started, on_failure)
-                steps.extend(self._init_failure(child, node, then))
+                # the restart failed half-way: the children it started are suspended again
+                # (reverse order), then the subtree reports the failure and its parent decides
+                failed = self._init_failure(child, node, on_failure)
+                steps.append(failed[0])
+                steps.extend(self._suspend_expect(w) for w in reversed(started))
+                steps.append(failed[1])
                 return steps, False
             steps.append(self._init_expect(child))
             if isinstance(child, Worker):
@@ -756,26 +868,9 @@ class Model:
         def running(item: object) -> None:
             self._set_running(node)
 
-        if steps:
+        if steps:  # (else the caller's Restarted sets it running)
             steps[-1] = _chain_then(steps[-1], running)
-        else:
-            self._set_running(node)
         return steps, True
-
-    def _subtree_start_failed(
-        self, started: list[Worker], on_failure: Callable[[Worker], None], culprit: Worker
-    ) -> None:
-        """A subtree's restart failed half-way: the children it started are held again
-        (as a group restart does with the members it started), then the parent decides."""
-        steps = [
-            attrs.evolve(self._suspend_expect(w), known="partial subtree restart")
-            for w in reversed(started)
-        ]
-        if not steps:
-            on_failure(culprit)
-            return
-        steps[-1] = _chain_then(steps[-1], lambda item: on_failure(culprit))
-        self._expect(*steps)
 
     def _suspend_expect(self, worker: Worker) -> Expect:
         def suspended(item: object) -> None:
@@ -828,6 +923,7 @@ class Model:
         """``node`` runs again; so do a subtree's held children (not those failing anew)."""
         node.phase, node.until = Phase.RUNNING, None
         if isinstance(node, Sup):
+            node.held = False
             for child in node.children:
                 if child.phase is Phase.HELD:
                     child.phase = Phase.RUNNING
@@ -849,10 +945,10 @@ class Model:
             if job is None or job.stage != "takedown":
                 continue
             if isinstance(item, OnStop) and item.reason == "restart":
-                if any(n is node and mode == "suspend" for n, mode in job.cursor):
+                if any(n is node and mode in ("suspend", "either") for n, mode in job.cursor):
                     return job
             elif isinstance(item, ak.RestartDeclined) and item.reason == "temporary child":
-                if any(n is node and mode == "temporary" for n, mode in job.cursor):
+                if any(n is node and mode in ("temporary", "either") for n, mode in job.cursor):
                     return job
             elif isinstance(item, ak.Restarting):
                 if job.kind == "group" and node in job.group:
@@ -868,9 +964,11 @@ class Model:
         """Start the next queued job of ``sup`` if its decision task is free."""
         while sup.active is None and sup.jobs:
             job = sup.jobs.popleft()
+            if sup.stop_requested:
+                continue  # the stop in progress stops the held children
             if job.kind == "giveup":
-                if job.giveups != sup.giveups or sup.phase is not Phase.RUNNING:
-                    continue  # that burst already ended in a give-up
+                if job.inc != sup.incarnation:
+                    continue  # its parent took that incarnation down meanwhile
                 self._start_give_up(sup, job)
                 return
             failing = job.failing
@@ -878,14 +976,8 @@ class Model:
             if failing.pending_job is not job:
                 continue  # stale: an earlier group restart took it, or it was stopped
             failing.pending_job = None
-            if job.at < self.now:
-                self._fail(
-                    f"{job} waited behind another restart from t={job.at} to t={self.now}",
-                    known="late stamp",
-                )
-            if self._stamp(sup, job.at):
-                self._start_give_up(sup, Job("giveup", sup, None, job.error, job.at))
-                return
+            if sup.held:
+                continue  # the give-up (or the subtree's restart) takes it from here
             if sup.strategy is ak.Strategy.ONE_FOR_ALL:
                 job.group = list(sup.children)
             else:
@@ -911,27 +1003,29 @@ class Model:
         return steps
 
     def _begin_take_down(self, job: Job, steps: list[tuple[Node, str]]) -> None:
-        for node, _ in steps:
-            if isinstance(node, Sup) and self._backing_off(node):
-                self._fail(
-                    f"{job} must take {node.key} down while a restart of it backs off",
-                    known="take-down waits for subtree backoff",
-                )
         job.stage = "takedown"
         job.cursor = steps
-        job.held = [n for n, mode in steps if mode == "suspend"]
+        job.touched = False
+        job.held = [n for n, mode in steps if mode != "temporary"]
 
     def _take_down_step(self, job: Job, node: Node, mode: str, item: object) -> None:
-        """A member was taken down: every step before it must have had nothing to do."""
+        """A member was taken down: every step before it must have had nothing to do.
+
+        A subtree's own step shows only through its children (or what comes after it): the
+        subtree counts as taken down (held) from the first sign that the take-down passed it.
+        """
+        job.touched = True
         while job.cursor:
             head, head_mode = job.cursor.pop(0)
-            if head is node and head_mode == mode:
+            if head is node and head_mode in (mode, "either"):
                 break
             if not self._skippable(head, head_mode):
                 self._fail(
                     f"{job.sup.key} took {node.key} down before {head.key} ({head_mode}): "
                     f"not reverse start order; {describe(item)}"
                 )
+            if isinstance(head, Sup) and head_mode != "temporary":
+                self._take_down_sub(head)
         else:
             self._fail(f"{node.key} was taken down, but not by {job}: {describe(item)}")
         if mode == "suspend":
@@ -942,13 +1036,32 @@ class Model:
             return
         self._expect(*self._stop_seq(node, failed=False))  # a TEMPORARY member stops for good
 
-    def _backing_off(self, sup: Sup) -> bool:
-        """Its decision task sleeps: its parent restarts it in place, or it restarts a group."""
-        if sup.phase is Phase.BACKOFF:
-            return True
-        return sup.active is not None and sup.active.stage == "backoff"
+    def _take_down_sub(self, sub: Sup) -> None:
+        """A take-down reaches ``sub``: a restart it backs off for is abandoned at once (its
+        own group restart, or its parent's restart of it), and its incarnation ends."""
+        giving_up = any(job.kind == "giveup" for job in [*sub.jobs, sub.active] if job)
+        if sub.phase is Phase.RUNNING and not giving_up:
+            sub.incarnation += 1  # (a give-up queued before the take-down runs first)
+        sub.held = True
+        if sub.phase is Phase.BACKOFF:
+            sub.phase, sub.until = Phase.HELD, None
+        self._abandon(sub.starting)
+        job = sub.active
+        if job is not None and job.kind == "group":
+            if job.stage == "backoff":
+                sub.active = None  # its members stay held
+            elif job.stage == "starting":
+                self._abandon(job.token)
+            elif job.stage == "takedown":
+                # asked to go down before its take-down ended: it ended there, no restart
+                for node in job.held + job.group:
+                    self._hold(node)
+                sub.active = None
+            self._run_jobs(sub)
 
     def _skippable(self, node: Node, mode: str) -> bool:
+        if mode == "either":
+            return self._skippable(node, "temporary") or self._skippable(node, "suspend")
         if mode == "temporary":
             return node.phase is Phase.DEAD
         if isinstance(node, Sup):
@@ -959,6 +1072,8 @@ class Model:
         for node, mode in job.cursor:
             if not self._skippable(node, mode):
                 self._fail(f"{job} went on, but {node.key} was never taken down ({mode})")
+            if isinstance(node, Sup) and mode != "temporary":
+                self._take_down_sub(node)
         job.cursor = []
         for node in job.held + job.group:
             self._hold(node)
@@ -1011,6 +1126,8 @@ class Model:
             self._job_done(job)
             return
         steps: list[Expect] = []
+        ok = True
+        quiet: list[Node] = []  # subtrees restarted without an item of their own (yet)
         for index, member in enumerate(members):
 
             def failed(culprit: Worker, index: int = index) -> None:
@@ -1018,37 +1135,59 @@ class Model:
 
             member.phase = Phase.BUSY
             seq, ok = self._start_seq(member, failed)
+            if seq and quiet:
+                seq[0] = _chain_then(seq[0], functools.partial(self._all_running, quiet))
+                quiet = []
+            if not seq:
+                quiet.append(member)
             steps.extend(seq)
             if not ok:
-                self._expect(*steps)
-                return
-        for member in members:
+                break
+        if ok:
+            for member in members:
+                # (a subtree runs from its last child's init on: by now it may be held again)
+                runs_now = isinstance(member, Worker) or member in quiet
 
-            def restarted(item: object, member: Node = member) -> None:
-                member.restarts += 1
-                member.last_restart_at = self.now
-                self._set_running(member)
-                if member is members[-1]:
-                    self._job_done(job)
+                def restarted(
+                    item: object, member: Node = member, runs_now: bool = runs_now
+                ) -> None:
+                    member.restarts += 1
+                    member.last_restart_at = self.now
+                    if runs_now:
+                        self._set_running(member)
+                    if member is members[-1]:
+                        self._job_done(job)
 
-            failing = job.failing
-            assert failing is not None
-            steps.append(
-                Expect(member, "Restarted (the group's attempt)", _restarted(failing), restarted)
-            )
-        self._expect(*steps)
+                failing = job.failing
+                assert failing is not None
+                steps.append(
+                    Expect(
+                        member, "Restarted (the group's attempt)", _restarted(failing), restarted
+                    )
+                )
+
+        def abandoned() -> None:
+            for member in members:
+                if member.phase is Phase.BUSY:
+                    member.phase = Phase.HELD
+            if job.sup.active is job:
+                job.sup.active = None
+
+        job.token = token = Pending(abandoned)
+        self._expect(*(attrs.evolve(step, token=token) for step in steps))
+
+    def _all_running(self, nodes: list[Node], item: object) -> None:
+        for node in nodes:
+            self._set_running(node)
 
     def _group_start_failed(self, job: Job, member: Node, started: list[Node]) -> None:
         """A member's init failed: the started ones are taken down, then stamp and retry."""
         sup = job.sup
         member.phase = Phase.HELD
         steps = self._take_down_steps(list(reversed(started)), temporary_stop=False)
-        if self._stamp(sup, self.now):
-            give_up = Job("giveup", sup, None, "InitError", self.now)
-            everyone = self._take_down_steps(list(reversed(sup.children)), temporary_stop=False)
-            self._begin_take_down(give_up, steps + everyone)
-            sup.active = give_up
-            sup.phase = Phase.BUSY
+        if sup.held or self._stamp(sup, self.now):  # (held already: not stamped)
+            sup.held = True
+            self._give_up_after(job, steps, "InitError")
             return
         job.retry = True
         self._begin_take_down(job, steps)
@@ -1058,10 +1197,6 @@ class Model:
         sup = job.sup
         if sup.active is job:
             sup.active = None
-        self._run_jobs(sup)
-
-    def _post_give_up(self, sup: Sup, error: str) -> None:
-        sup.jobs.append(Job("giveup", sup, None, error, self.now))
         self._run_jobs(sup)
 
     def _start_give_up(self, sup: Sup, job: Job) -> None:
@@ -1075,27 +1210,25 @@ class Model:
     def _give_up_now(self, job: Job) -> None:
         sup = job.sup
         count = in_window(sup.stamps, self.now, sup.budget.within)
-        most = count + in_window(sup.folded_stamps, self.now, sup.budget.within)
 
         def gave_up(item: object) -> bool:
             if not isinstance(item, ak.GaveUp):
                 return False
-            if not count <= item.restarts <= most or item.within != sup.budget.within:
+            if item.restarts != count or item.within != sup.budget.within:
                 self._fail(
                     f"GaveUp(restarts={item.restarts}, within={item.within}), but the model "
                     f"counts {count} stamps in [{self.now} - {sup.budget.within}, {self.now}] "
-                    f"of {sup.stamps} (+ up to {most - count} seen while giving up)"
+                    f"of {sup.stamps}"
                 )
             if item.error_type != job.error:
                 self._fail(f"GaveUp names error {item.error_type!r}; the model {job.error!r}")
             return True
 
         def failed(item: object) -> None:
-            sup.giveups += 1
-            sup.folded_stamps = []
             sup.active = None
             sup.jobs.clear()
             sup.phase = Phase.HELD
+            sup.incarnation += 1  # its parent ends this incarnation
             if sup is self.root:
                 self.root_error = job.error
                 self._expect(*self._stop_seq(sup, failed=True, terminal=True))
@@ -1127,6 +1260,8 @@ class Model:
                 self.terminal = True
 
         def stopping(item: object) -> None:
+            if isinstance(node, Sup):
+                node.stop_requested = True
             self._cancel_restarts(node)
             node.phase = Phase.BUSY
             rest: list[Expect] = []
@@ -1257,11 +1392,7 @@ class Model:
         for sup in self._sups():
             job = sup.active
             if job is not None and job.stage != "backoff":
-                waits = [n for n, _ in job.cursor if isinstance(n, Sup) and self._backing_off(n)]
-                self._fail(
-                    f"{job} is stuck at t={self.now}",
-                    known="take-down waits for subtree backoff" if waits else None,
-                )
+                self._fail(f"{job} is stuck at t={self.now}")
             if job is None and sup.jobs:
                 self._fail(f"{sup.key} never ran its queued jobs {list(sup.jobs)}")
         for node in self.nodes.values():
@@ -1286,14 +1417,9 @@ class Model:
             return ak.Status.FAILED if node.dead_failed else ak.Status.STOPPED
         return ak.Status.RESTARTING
 
-    def _fail(self, message: str, known: str | None = None) -> NoReturn:
-        if known is None:  # things go wrong after a known bug's symptom: blame the bug
-            pending = [ch[0].known for ch in self.channels if ch and ch[0].known]
-            known = pending[0] if pending else None
+    def _fail(self, message: str) -> NoReturn:
         recent = "\n    ".join(self.history)
         text = f"{message}\n  trace so far (last {len(self.history)} items):\n    {recent}"
-        if known is not None:
-            raise KnownBug(known, text)
         raise ModelError(text)
 
 

@@ -7,18 +7,18 @@ during backoffs), schedule timers, and move the clock (by fixed steps, to the ne
 model expects something, and to exact budget-window and attempt-reset boundaries).
 
 The trio side runs in a background thread: ``trio.run`` under a ``MockClock`` whose time only
-moves when a rule says so. Every rule runs one step there and waits until every task is
-blocked; the step's trace (actorkit's events and what the workers saw) then goes through the
-model in ``_tree_model.py``, which checks each item, and the rule compares what the model
-expects by now with the real tree: ``children()`` (same ref objects, start order),
-``restart_count``, statuses, ask results. Teardown leaves the actor system and checks the
-shutdown and that every message was handled or dead-lettered. If the root gives up, the example
-ends there (every rule's precondition) after checking the ``ExceptionGroup`` that
-``open_actor_system`` raised.
+moves when a rule says so, with trio's scheduler choices (like the system's rng) seeded by the
+example's seed, so that an example replays with the same interleavings. Every rule runs one
+step there and waits until every task is blocked; the step's trace (actorkit's events and what
+the workers saw) then goes through the model in ``_tree_model.py``, which checks each item,
+and the rule compares what the model expects by now with the real tree: ``children()`` (same
+ref objects, start order), ``restart_count``, statuses, ask results. Teardown leaves the actor
+system and checks the shutdown and that every message was handled or dead-lettered. If the
+root gives up, the example ends there (every rule's precondition) after checking the
+``ExceptionGroup`` that ``open_actor_system`` raised.
 
-Bugs this machine found are listed in ``KNOWN_BUGS`` (with their repro scripts); the machine
-ends an example quietly when it meets one of them, and ``test_bug_schedule`` replays each
-bug's minimal schedule (a strict xfail while the bug is there).
+``test_regression_schedule`` replays fixed schedules through the same machine, each aimed at
+one corner of the contract (see ``REGRESSION_SCHEDULES``).
 
 Run it longer locally with e.g. ``HYPOTHESIS_PROFILE=dev`` and a higher ``max_examples`` in
 ``run_state_machine_as_test(..., settings=settings(MACHINE_SETTINGS, max_examples=2000))``.
@@ -40,7 +40,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from hypothesis import HealthCheck, currently_in_test_context, note, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -64,21 +64,6 @@ T = TypeVar("T")
 
 CALL_TIMEOUT = 30.0
 """Wall-clock seconds a step may take on the trio side before the test calls it hung."""
-
-KNOWN_BUGS = {
-    "double give-up": "/tmp/repro_stateful_double_give_up.py",
-    "take-down waits for subtree backoff": "/tmp/repro_stateful_take_down_waits_for_backoff.py",
-    "stop with a queued restart": "/tmp/repro_stateful_stop_order_with_queued_restart.py",
-    "late stamp": "/tmp/repro_stateful_late_stamp.py",
-    "failure in a restarting subtree": "/tmp/repro_stateful_spawn_into_restarting_subtree.py",
-    "timer into a new incarnation": "/tmp/repro_stateful_timer_into_new_incarnation.py",
-    "partial subtree restart": "/tmp/repro_stateful_partial_subtree_restart.py",
-}
-"""Confirmed actorkit bugs (each with its repro). When the model meets one of these (a
-``_tree_model.KnownBug``), the example ends there instead of failing, so that the machine keeps
-finding other bugs. Delete an entry once the bug is fixed: the machine then covers it again
-(and ``test_bug_schedule`` turns from xfail into a regression test).
-"""
 
 RESTARTS = ["permanent", "transient", "temporary"]
 RESTART_TYPES = {r: ak.Restart(r) for r in RESTARTS}
@@ -244,7 +229,7 @@ class Harness:
                 ) as system:
                     self.system = system
                     # quiet first: a step arriving while startup tasks still run would change
-                    # how much of trio's (Hypothesis-seeded) scheduler randomness gets used
+                    # how much of trio's (seeded) scheduler randomness gets used
                     await trio.testing.wait_all_tasks_blocked()
                     self._ready.set()
                     await self._close.wait()
@@ -388,7 +373,7 @@ class SupervisionMachine(RuleBasedStateMachine):
         self.subs = 0
         self.asked: list[int] = []
         self.healthy = False  # every check passed after the last step
-        self.aborted = ""  # a known bug showed (KNOWN_BUGS): the example ends here
+        self.scheduler_state: tuple[Any, ...] | None = None  # trio's scheduler rng (restored)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -409,7 +394,6 @@ class SupervisionMachine(RuleBasedStateMachine):
             harness is not None
             and not harness.hung
             and self.healthy
-            and not self.aborted
             and not self.m.terminal
             and not harness.exited
         )
@@ -452,21 +436,14 @@ class SupervisionMachine(RuleBasedStateMachine):
         ``reprobe``: the step created a node the probe did not know yet; probe again.
         """
         m = self.m
-        try:
-            for item in step.items:
-                m.feed(item)
-            m.advance(step.probe.now)
-            m.check_quiescent()
-            probe = step.probe
-            if reprobe:
-                probe = self.h.call(trio.lowlevel.checkpoint).probe
-            self._compare(probe)
-        except tm.KnownBug as bug:
-            if bug.key not in KNOWN_BUGS:
-                raise
-            self.aborted = bug.key
-            if currently_in_test_context():
-                note(f"known bug {bug.key!r} ({KNOWN_BUGS[bug.key]}) showed; the example ends")
+        for item in step.items:
+            m.feed(item)
+        m.advance(step.probe.now)
+        m.check_quiescent()
+        probe = step.probe
+        if reprobe:
+            probe = self.h.call(trio.lowlevel.checkpoint).probe
+        self._compare(probe)
 
     def _compare(self, probe: Probe) -> None:
         m = self.m
@@ -530,6 +507,11 @@ class SupervisionMachine(RuleBasedStateMachine):
         self, seed: int, strategy: ak.Strategy, budget: ak.RestartBudget, backoff: ak.Backoff | None
     ) -> None:
         self.model = tm.Model(seed, strategy, budget, backoff)
+        # trio's scheduler choices come from the example's seed too, so that an example (and
+        # its shrinking) replays the same interleavings
+        scheduler = trio_scheduler_rng()
+        self.scheduler_state = scheduler.getstate()
+        scheduler.seed(seed)
         self.harness = Harness(seed, self.trace, self._probe)
         system = self.h.system
         assert system is not None
@@ -719,7 +701,7 @@ class SupervisionMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.running)
     @rule()
     def over(self) -> None:
-        """The example is over (the root gave up, or a known bug showed): nothing to do."""
+        """The example is over (the root gave up): nothing to do."""
 
     # -- the end -------------------------------------------------------------------------------
 
@@ -728,10 +710,14 @@ class SupervisionMachine(RuleBasedStateMachine):
         if harness is None:
             return
         try:
-            if self.healthy and not harness.hung and not self.aborted:
+            if self.healthy and not harness.hung:
                 self._close_and_check()
         finally:
-            harness.finish()
+            try:
+                harness.finish()
+            finally:
+                if self.scheduler_state is not None:
+                    trio_scheduler_rng().setstate(self.scheduler_state)
         if harness.hung and self.healthy:
             raise AssertionError("the trio loop did not finish")
 
@@ -740,8 +726,6 @@ class SupervisionMachine(RuleBasedStateMachine):
         if not m.terminal:
             m.shutdown()
             self._run(self.h.close_system)
-            if self.aborted:
-                return
         for node in m.nodes.values():
             if node.phase is not tm.Phase.DEAD:
                 m._fail(f"{node.key} is still {node.phase.value} after the system closed")
@@ -785,13 +769,11 @@ def test_supervision_tree_against_model() -> None:
     run_state_machine_as_test(SupervisionMachine, settings=MACHINE_SETTINGS)
 
 
-# -- the bugs found, replayed --------------------------------------------------------------------
-# The minimal schedule of every bug this machine found, run with the machine's detour for that
-# bug switched off. A bug still in KNOWN_BUGS is a strict xfail: once it is fixed, the XPASS
-# says to delete its KNOWN_BUGS entry (the machine then covers that ground again); the case
-# stays as a regression test.
+# -- fixed schedules -----------------------------------------------------------------------------
+# Minimal schedules for corners of the contract that random runs reach only now and then, run
+# through the same machine and model (teardown then closes the system and checks the shutdown).
 
-GROUP, ONE = ak.Strategy.ONE_FOR_ALL, ak.Strategy.ONE_FOR_ONE
+GROUP, ONE, REST = ak.Strategy.ONE_FOR_ALL, ak.Strategy.ONE_FOR_ONE, ak.Strategy.REST_FOR_ONE
 
 
 def _stop_during_group_backoff(s: SupervisionMachine) -> None:
@@ -809,7 +791,7 @@ def _stop_subtree_during_its_restart(s: SupervisionMachine) -> None:
     s.stop_subtree()
 
 
-def _spawn_into_restarting_subtree(s: SupervisionMachine) -> None:
+def _spawn_into_held_subtree(s: SupervisionMachine) -> None:
     s.open_system(seed=0, strategy=ONE, budget=ak.RestartBudget(5, 10.0), backoff=_fixed(1.0))
     s.spawn_subtree(
         strategy=ONE, budget=ak.RestartBudget(0, 1.0), backoff=None, restart="permanent"
@@ -819,7 +801,7 @@ def _spawn_into_restarting_subtree(s: SupervisionMachine) -> None:
     s.advance(by=1.0)
 
 
-def _failure_in_a_restarting_subtree(s: SupervisionMachine) -> None:
+def _failure_in_held_subtree(s: SupervisionMachine) -> None:
     s.open_system(seed=0, strategy=GROUP, budget=ak.RestartBudget(5, 10.0), backoff=_fixed(1.0))
     s.spawn_subtree(
         strategy=ONE, budget=ak.RestartBudget(0, 1.0), backoff=None, restart="permanent"
@@ -829,7 +811,7 @@ def _failure_in_a_restarting_subtree(s: SupervisionMachine) -> None:
     s.advance(by=1.0)
 
 
-def _double_give_up(s: SupervisionMachine) -> None:
+def _second_failure_while_giving_up(s: SupervisionMachine) -> None:
     s.open_system(seed=0, strategy=ONE, budget=ak.RestartBudget(1, 10.0), backoff=None)
     s.spawn_subtree(
         strategy=ONE, budget=ak.RestartBudget(0, 10.0), backoff=None, restart="permanent"
@@ -838,7 +820,7 @@ def _double_give_up(s: SupervisionMachine) -> None:
     s.crash_two(first=first, second=s.spawn_sub_worker(restart="permanent"))
 
 
-def _take_down_waits_for_subtree_backoff(s: SupervisionMachine) -> None:
+def _give_up_takes_down_backing_off_subtree(s: SupervisionMachine) -> None:
     s.open_system(seed=0, strategy=ONE, budget=ak.RestartBudget(1, 10.0), backoff=_fixed(1.0))
     s.spawn_subtree(
         strategy=ONE, budget=ak.RestartBudget(0, 1.0), backoff=None, restart="permanent"
@@ -847,14 +829,14 @@ def _take_down_waits_for_subtree_backoff(s: SupervisionMachine) -> None:
     s.send(worker=s.spawn_worker(restart="permanent"), kind="crash")
 
 
-def _stop_with_a_queued_restart(s: SupervisionMachine) -> None:
+def _stop_with_queued_group_restart(s: SupervisionMachine) -> None:
     s.open_system(seed=0, strategy=GROUP, budget=ak.RestartBudget(5, 10.0), backoff=_fixed(1.0))
     first = s.spawn_worker(restart="permanent")
     s.crash_two(first=first, second=s.spawn_worker(restart="permanent"))
     # teardown closes the system while the group restart backs off, one more job queued
 
 
-def _partial_subtree_restart(s: SupervisionMachine) -> None:
+def _subtree_restart_fails_half_way(s: SupervisionMachine) -> None:
     s.open_system(seed=0, strategy=ONE, budget=ak.RestartBudget(5, 10.0), backoff=_fixed(1.0))
     s.spawn_subtree(
         strategy=ONE, budget=ak.RestartBudget(0, 1.0), backoff=None, restart="permanent"
@@ -864,7 +846,7 @@ def _partial_subtree_restart(s: SupervisionMachine) -> None:
     s.advance(by=1.5)
 
 
-def _timer_into_a_new_incarnation(s: SupervisionMachine) -> None:
+def _timer_of_previous_incarnation(s: SupervisionMachine) -> None:
     s.open_system(seed=0, strategy=ONE, budget=ak.RestartBudget(5, 10.0), backoff=None)
     worker = s.spawn_worker(restart="permanent")
     s.schedule(worker=worker, after=0.5, payload="crash")
@@ -872,46 +854,130 @@ def _timer_into_a_new_incarnation(s: SupervisionMachine) -> None:
     s.advance(by=0.5)
 
 
+def _stamp_when_seen(s: SupervisionMachine) -> None:
+    s.open_system(seed=0, strategy=REST, budget=ak.RestartBudget(1, 0.5), backoff=_fixed(1.0))
+    first = s.spawn_worker(restart="permanent")
+    s.send(worker=s.spawn_worker(restart="permanent"), kind="crash")  # backs off until 1.0
+    s.advance(by=0.25)
+    s.send(worker=first, kind="crash")  # the second stamp within 0.5 s: give up now
+    gave_up = [item.at for item in s.trace if isinstance(item, ak.GaveUp)]
+    assert gave_up == [0.25], f"GaveUp at {gave_up}, expected at 0.25 only"
+
+
+def _take_down_during_subtree_group_backoff(s: SupervisionMachine) -> None:
+    s.open_system(seed=0, strategy=GROUP, budget=ak.RestartBudget(5, 10.0), backoff=None)
+    s.spawn_subtree(
+        strategy=GROUP, budget=ak.RestartBudget(5, 10.0), backoff=_fixed(1.0), restart="permanent"
+    )
+    s.send(worker=s.spawn_sub_worker(restart="permanent"), kind="crash")  # backs off until 1.0
+    s.send(worker=s.spawn_worker(restart="permanent"), kind="crash")  # the root takes sub down
+    s.advance(by=1.0)
+
+
+def _take_down_as_subtree_group_restart_begins(s: SupervisionMachine) -> None:
+    s.open_system(seed=4, strategy=GROUP, budget=ak.RestartBudget(3, 2.0), backoff=None)
+    first = s.spawn_worker(restart="permanent")
+    s.spawn_subtree(
+        strategy=GROUP, budget=ak.RestartBudget(1, 1.0), backoff=_fixed(0.125), restart="permanent"
+    )
+    s.spawn_sub_worker(restart="permanent")
+    s.crash_two(first=s.spawn_sub_worker(restart="permanent"), second=first)
+    s.advance(by=0.125)
+
+
+def _failed_reinit_stamped_at_once(s: SupervisionMachine) -> None:
+    s.open_system(seed=0, strategy=GROUP, budget=ak.RestartBudget(1, 1.0), backoff=_fixed(0.125))
+    s.spawn_subtree(
+        strategy=ONE, budget=ak.RestartBudget(0, 1.0), backoff=None, restart="permanent"
+    )
+    first = s.spawn_worker(restart="permanent")
+    s.spawn_sub_worker(restart="permanent")
+    second = s.spawn_sub_worker(restart="permanent")
+    s.poison(worker=first, fail_inits=1)  # the group restart backs off until 0.125
+    s.send(worker=second, kind="crash")  # handled right after the subtree's restart
+    s.advance(by=0.125)  # first's init fails: the second stamp, given up before sub escalates
+
+
+def _subtree_reinit_fails_while_parent_gives_up(s: SupervisionMachine) -> None:
+    backoff = ak.Backoff(initial=0.125, max=0.5, factor=3.0)
+    s.open_system(seed=2, strategy=ONE, budget=ak.RestartBudget(3, 1.0), backoff=backoff)
+    s.spawn_subtree(
+        strategy=ONE, budget=ak.RestartBudget(0, 1.0), backoff=_fixed(0.0), restart="permanent"
+    )
+    first = s.spawn_sub_worker(restart="permanent")
+    for _ in range(6):
+        s.ask(worker=first)
+    second = s.spawn_worker(restart="permanent")
+    third = s.spawn_worker(restart="permanent")
+    s.crash_two(first=second, second=first)  # sub gives up; the root restarts it at 0.5
+    fourth = s.spawn_sub_worker(restart="permanent")
+    s.schedule(after=0.5, payload="crash", worker=third)  # fires at 0.5 too
+    s.advance_to_deadline(index=0)
+    s.poison(fail_inits=1, worker=fourth)
+    s.advance_to_deadline(index=0)  # third's crash holds the root before sub's restart fails
+
+
+def _subtree_child_fails_as_take_down_asks(s: SupervisionMachine) -> None:
+    backoff = ak.Backoff(initial=0.25, max=0.5, factor=2.0)
+    s.open_system(seed=0, strategy=GROUP, budget=ak.RestartBudget(2, 0.5), backoff=backoff)
+    first = s.spawn_worker(restart="permanent")
+    s.poison(worker=first, fail_inits=2)
+    s.advance(by=0.25)
+    s.advance_to_deadline(index=0)
+    s.advance_to_deadline(index=0)
+    s.spawn_subtree(
+        strategy=ONE, budget=ak.RestartBudget(1, 1.0), backoff=_fixed(0.125), restart="permanent"
+    )
+    second = s.spawn_worker(restart="permanent")
+    third = s.spawn_sub_worker(restart="permanent")
+    s.crash_two(first=third, second=third)  # third backs off (in place), a crash queued
+    s.poison(worker=second, fail_inits=1)
+    s.advance(by=0.5)  # second's init fails; third crashes as the root takes the subtree down
+
+
 def _fixed(delay: float) -> ak.Backoff:
     return ak.Backoff(initial=delay, max=delay, factor=1.0)
 
 
-BUG_SCHEDULES: dict[str, Callable[[SupervisionMachine], None]] = {
+REGRESSION_SCHEDULES: dict[str, Callable[[SupervisionMachine], None]] = {
+    # the system closes while a group restart backs off: no init, every child stops in order
     "stop during group backoff": _stop_during_group_backoff,
+    # the subtree is stopped while its parent's restart of it backs off: no init
     "stop subtree during its restart": _stop_subtree_during_its_restart,
-    "spawn into a restarting subtree": _spawn_into_restarting_subtree,
-    "failure in a restarting subtree": _failure_in_a_restarting_subtree,
-    "double give-up": _double_give_up,
-    "take-down waits for subtree backoff": _take_down_waits_for_subtree_backoff,
-    "stop with a queued restart": _stop_with_a_queued_restart,
-    "partial subtree restart": _partial_subtree_restart,
-    "timer into a new incarnation": _timer_into_a_new_incarnation,
-    # "late stamp" has no schedule here: how a fix should time the restarts it delays is
-    # for the fix to decide (see _tree_model.Model._run_jobs); its repro shows the bug.
+    # a child spawned into a held subtree runs at once and is kept by the subtree's restart
+    "spawn into a held subtree": _spawn_into_held_subtree,
+    # a child failing in a held subtree is neither stamped nor decided; the restart re-creates it
+    "failure in a held subtree": _failure_in_held_subtree,
+    # a second failure after the budget ran out: no stamp, one GaveUp, no second give-up
+    "second failure while giving up": _second_failure_while_giving_up,
+    # a give-up takes down a subtree backing off for its restart at once, without an init
+    "give-up takes down a backing-off subtree": _give_up_takes_down_backing_off_subtree,
+    # a stop with a group restart backing off and another queued: no init, reverse start order
+    "stop with a queued group restart": _stop_with_queued_group_restart,
+    # a subtree restart failing half-way suspends the children it re-initialised, then retries
+    "subtree restart fails half-way": _subtree_restart_fails_half_way,
+    # a timer that fired before a restart is a dead letter for the new incarnation
+    "timer of a previous incarnation": _timer_of_previous_incarnation,
+    # a group strategy stamps a failure when seen: GaveUp while a group restart backs off
+    "stamp when seen": _stamp_when_seen,
+    # taking a subtree down abandons its own group restart's backoff: no init for it
+    "take-down during a subtree's group backoff": _take_down_during_subtree_group_backoff,
+    # a take-down of a subtree whose group restart is about to back off does not wait for it
+    "take-down as a subtree's group restart begins": _take_down_as_subtree_group_restart_begins,
+    # a group restart's failed re-init is stamped when it fails, not after the take-down
+    "failed re-init stamped at once": _failed_reinit_stamped_at_once,
+    # a subtree's restart fails half-way after its parent was held: that failure is not stamped
+    "subtree re-init fails while the parent gives up": _subtree_reinit_fails_while_parent_gives_up,
+    # a child failing in a subtree its parent is taking down: no in-place restart for it
+    "subtree child fails as a take-down asks": _subtree_child_fails_as_take_down_asks,
 }
 
 
-def _bug_case(bug: str) -> Any:
-    if bug not in KNOWN_BUGS:
-        return bug
-    reason = f"actorkit bug: {KNOWN_BUGS[bug]}"
-    return pytest.param(
-        bug, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
-    )
-
-
-@pytest.mark.parametrize("bug", [_bug_case(bug) for bug in BUG_SCHEDULES])
-def test_bug_schedule(bug: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bug's minimal schedule passes the model (fails while the bug is known)."""
-    monkeypatch.delitem(KNOWN_BUGS, bug, raising=False)
-    scheduler = trio_scheduler_rng()
-    saved = scheduler.getstate()
-    scheduler.seed(0)
+@pytest.mark.parametrize("schedule", list(REGRESSION_SCHEDULES))
+def test_regression_schedule(schedule: str) -> None:
+    """The schedule's run passes the model (and whatever checks the schedule adds)."""
     machine = SupervisionMachine()
     try:
-        BUG_SCHEDULES[bug](machine)
+        REGRESSION_SCHEDULES[schedule](machine)
     finally:
-        try:
-            machine.teardown()
-        finally:
-            scheduler.setstate(saved)
+        machine.teardown()
