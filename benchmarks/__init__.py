@@ -2,7 +2,9 @@
 
 Run them with ``python -m benchmarks`` (``--help`` for the options). Each workload family has
 its own module (``messaging``: W1 one-way sends and W3 ping-pong; ``asks``: W2 sequential
-asks; ``lifecycle``: W4 spawning, stopping and the memory of idle actors); ``_report`` holds
+asks; ``lifecycle``: W4 spawning, stopping and the memory of idle actors; ``restarts``: W5
+supervised restarts; ``durable_actors``: PA1-PA3 persistent actors on SQLite, against the
+raw SQLite single-row commit rate of the same disk); ``_report`` holds
 the shared timing, table and JSON code. These are scripts, never timed tests: they report
 ratios, and the machine they run on decides the absolute numbers.
 

@@ -25,7 +25,7 @@ import actorkit as ak
 from actorkit._actor import BATCH
 from actorkit._system import MAX_PARKED
 
-from . import ASK_TIMEOUT, MAX_INBOX, OVERFLOW
+from . import ASK_TIMEOUT, MAX_INBOX, OVERFLOW, durable_actors
 from ._report import Result, Workload, json_document, measure, render_header, render_table
 from .asks import sequential_asks
 from .lifecycle import spawn_stop
@@ -44,15 +44,16 @@ class Sizes:
     actors: int
     failures: int
     repetitions: int
+    durable: durable_actors.DurableSizes
 
 
 FULL = Sizes(
     messages=200_000, asks=50_000, pairs=100, rounds=2_000, actors=10_000, failures=10_000,
-    repetitions=5,
+    repetitions=5, durable=durable_actors.FULL,
 )  # fmt: skip
 QUICK = Sizes(
     messages=20_000, asks=5_000, pairs=20, rounds=200, actors=1_000, failures=1_000,
-    repetitions=2,
+    repetitions=2, durable=durable_actors.QUICK,
 )  # fmt: skip
 
 
@@ -66,6 +67,7 @@ def build_workloads(sizes: Sizes) -> list[Workload]:
         ping_pong(sizes.pairs, sizes.rounds, small(sizes.rounds)),
         spawn_stop(sizes.actors, small(sizes.actors)),
         restarts(sizes.failures, small(sizes.failures)),
+        *durable_actors.durable_actor_workloads(sizes.durable, WARMUP_DIVISOR),
     ]
 
 
@@ -112,6 +114,7 @@ def settings(quick: bool, repetitions: int, chosen: list[Workload]) -> dict[str,
         "repetitions": repetitions,
         "statistic": "best of the repetitions per metric (max rate, min latency/memory), "
         "runs interleaved baseline, actorkit, ...",
+        **durable_actors.settings(chosen),
     }
 
 

@@ -47,3 +47,31 @@ def test_events_share_seq_at_actor_id() -> None:
         if isinstance(obj, type) and issubclass(obj, actorkit.Event):
             fields = obj.__attrs_attrs__
             assert [f.name for f in fields][:3] == ["seq", "at", "actor_id"], name
+
+
+DURABLE = {
+    "ActorElsewhere", "Codec", "DurableError", "LeaseLost", "MemoryStore", "PersistentActor",
+    "PersistentRef", "Runtime", "RuntimeStatistics", "SQLiteStore", "SchemaVersionError",
+    "SignalDef", "SignalReceived", "Signals", "SnapshotDecodeError", "Status", "Store",
+    "StoreClosed", "StoreError", "open_runtime", "open_store", "persistent_actor", "record",
+    "signal",
+}  # fmt: skip
+
+
+def test_durable_public_names() -> None:
+    import actorkit_durable
+
+    assert set(actorkit_durable.__all__) == DURABLE
+    assert public(actorkit_durable) - {"__version__"} == DURABLE
+
+
+def test_durable_error_tree() -> None:
+    import actorkit_durable as dur
+
+    for name in DURABLE:
+        obj = getattr(dur, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, dur.DurableError), name
+    assert issubclass(dur.DurableError, actorkit.ActorkitError)
+    assert issubclass(dur.SnapshotDecodeError, ValueError)
+    assert issubclass(dur.StoreClosed, RuntimeError)

@@ -1,0 +1,538 @@
+"""The durable runtime: a store, an actor system, and the work loop that serves the store.
+
+``dur.open_runtime(store, ...)`` opens the store, starts an actorkit system whose supervisors
+hold the resident persistent actors (one supervisor per definition), and runs two tasks: the
+*due loop*, which claims work the store says is due (a signal for a passivated actor) and
+notices signals that other clients sent to resident actors, and, on stores shared between
+processes, the *lease loop*, which renews this runtime's leases with one call.
+
+Time: durable wall time is ``start_time`` (default: now, UTC) plus the trio time elapsed since
+the runtime opened, as POSIX seconds in the store, so a runtime under ``MockClock`` is exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+import actorkit as ak
+
+from ._codec import Codec
+from ._exceptions import DurableError
+from ._persistent import (
+    KIND,
+    Activation,
+    ActorElsewhere,
+    PersistentActor,
+    PersistentRef,
+    Watch,
+    _Passivate,
+)
+from ._signals import SignalDef, SignalReceived, signals_of
+from ._store import (
+    ANY_SIGNAL,
+    Commit,
+    LoadedProcess,
+    MemoryStore,
+    NewProcess,
+    NewSignal,
+    SignalRecord,
+    Status,
+    Store,
+    StoreStatistics,
+    make_owner,
+    open_store,
+)
+
+logger = logging.getLogger("actorkit_durable")
+
+M = TypeVar("M")
+
+_IDLE = object()
+"""The timer key of an activation's idle passivation."""
+
+
+@attrs.frozen
+class RuntimeStatistics:
+    """A snapshot of a runtime's counters (``rt.statistics()``)."""
+
+    resident: int
+    """Persistent actors active in this runtime."""
+    activations: int
+    """Activations since the runtime opened (first ones and re-activations)."""
+    passivations: int
+    commits: int
+    """Commits made by persistent actors (snapshots and signal consumption)."""
+    store: StoreStatistics
+
+
+class Runtime:
+    """A running durable runtime; created by ``dur.open_runtime``."""
+
+    def __init__(
+        self,
+        store: Store,
+        system: ak.ActorSystem,
+        *,
+        definitions: Definitions,
+        start_time: datetime,
+        idle_after: float,
+        max_resident: int,
+        lease_for: float,
+    ) -> None:
+        self._store = store
+        self._system = system
+        self._codec = Codec()
+        self._owner = make_owner()
+        self._start = start_time.timestamp()
+        self._opened_at = trio.current_time()
+        self._idle_after = idle_after
+        self._max_resident = max_resident
+        self._lease_for = lease_for
+        self._actors = definitions.actors
+        self._signals = definitions.signals
+        for signal in self._signals.values():
+            if signal.data is not None and attrs.has(signal.data):
+                self._codec.register(signal.data)
+        self._supervisors: dict[str, ak.Supervisor] = {}
+        self._resident: OrderedDict[str, Activation] = OrderedDict()  # least recently used first
+        self._activating: dict[str, trio.Event] = {}
+        self._evicting: set[str] = set()
+        self._foreign: set[str] = set()
+        self._closing = False
+        self._activity = trio.Event()
+        self._handover: dict[str, LoadedProcess] = {}
+        self._activations = 0
+        self._passivations = 0
+        self._commits = 0
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def now(self) -> float:
+        """Durable wall time, POSIX seconds: ``start_time`` plus trio time since opening."""
+        return self._start + (trio.current_time() - self._opened_at)
+
+    def now_datetime(self) -> datetime:
+        """``now()`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.now(), UTC)
+
+    async def actor(self, definition: PersistentActor[Any, M], **params: str) -> PersistentRef[M]:
+        """A ref to the persistent actor ``definition`` with identity ``params``, activated.
+
+        Activation loads the latest snapshot (or runs ``init(params)`` the first time) and
+        takes the identity's lease: ``ActorElsewhere`` if another live runtime has it.
+        """
+        self._check_actor(definition)
+        actor_id, values = definition.template.fill(params, what="rt.actor()")
+        await self._activation(definition, actor_id, values)
+        return PersistentRef(self, definition, actor_id, values)
+
+    async def emit(
+        self,
+        signal: SignalDef[Any],
+        *,
+        data: object = None,
+        idempotency_key: str | None = None,
+        **params: str,
+    ) -> int:
+        """Send ``signal`` durably; return how many processes and persistent actors it reached.
+
+        It reaches every unfinished one whose params include all of the signal's params with
+        equal values. Repeating an ``idempotency_key`` delivers nothing new and returns the
+        first count.
+        """
+        if not isinstance(signal, SignalDef):
+            raise TypeError(
+                f"rt.emit({signal!r}): pass a signal declared with dur.signal(...), e.g. "
+                "OrderSignals.paid"
+            )
+        self._definitions_add_signal(signal)
+        signal.check_data(data)
+        _, values = signal.template.fill(params, what=f"rt.emit({signal.name})")
+        payload = None if data is None else self._codec.encode(data, what=f"{signal.name} data")
+        if idempotency_key is not None and not isinstance(idempotency_key, str):
+            raise TypeError(f"rt.emit(idempotency_key={idempotency_key!r}) must be a str")
+        now = self.now()
+        result = await self._store.emit(
+            NewSignal(signal.path, values, payload, idempotency_key), now=now
+        )
+        if not result.duplicate:
+            record = SignalRecord(result.seq, signal.path, values, payload, idempotency_key, now)
+            for actor_id in result.delivered_to:
+                activation = self._resident.get(actor_id)
+                if activation is not None:
+                    activation.deliver([record])
+        return result.reached
+
+    def statistics(self) -> RuntimeStatistics:
+        return RuntimeStatistics(
+            resident=len(self._resident),
+            activations=self._activations,
+            passivations=self._passivations,
+            commits=self._commits,
+            store=self._store.statistics(),
+        )
+
+    # -- definitions --------------------------------------------------------------------------
+
+    def _check_actor(self, definition: object) -> None:
+        if not isinstance(definition, PersistentActor):
+            raise TypeError(
+                f"rt.actor({definition!r}): pass a definition made by dur.persistent_actor"
+            )
+        if self._actors.get(definition.path) is not definition:
+            raise ValueError(
+                f"rt.actor(): persistent actor {definition.path!r} is not registered with this "
+                "runtime; pass it in open_runtime(actors=[...])"
+            )
+
+    def _definitions_add_signal(self, signal: SignalDef[Any]) -> None:
+        """A signal emitted without being declared in ``signals=``: known from now on."""
+        if self._signals.get(signal.path) is not signal:
+            _add_signal(self._signals, signal)
+            if signal.data is not None and attrs.has(signal.data):
+                self._codec.register(signal.data)
+
+    def _signal_received(self, record: SignalRecord) -> SignalReceived[Any]:
+        definition = self._signals.get(record.name)
+        if definition is None:  # emitted by another program: known by its path only
+            from ._paths import PathTemplate
+
+            definition = SignalDef(PathTemplate.parse(record.name, what="signal"), None)
+        what = f"data of signal {record.name} (seq {record.seq})"
+        data = None if record.payload is None else self._codec.decode(record.payload, what=what)
+        return SignalReceived(definition, data, dict(record.params), record.seq)
+
+    # -- activations ----------------------------------------------------------------------------
+
+    async def _activation(
+        self, definition: PersistentActor[Any, Any], actor_id: str, params: dict[str, str]
+    ) -> Activation:
+        """The resident activation of ``actor_id``, activating it if needed."""
+        while True:
+            activation = self._resident.get(actor_id)
+            if activation is not None:
+                return activation
+            pending = self._activating.get(actor_id)
+            if pending is not None:
+                await pending.wait()
+                continue
+            if self._closing:
+                raise ak.SystemClosed(f"the durable runtime is closing; cannot activate {actor_id}")
+            done = self._activating[actor_id] = trio.Event()
+            try:
+                loaded = await self._lease(definition, actor_id, params)
+                while loaded is None:  # this runtime's due loop claimed it: it hands it over
+                    loaded = self._handover.pop(actor_id, None)
+                    if loaded is None:
+                        await self._activity.wait()
+                return await self._activate(definition, actor_id, params, loaded)
+            finally:
+                del self._activating[actor_id]
+                done.set()
+                if actor_id in self._handover:  # handed over, then this call failed
+                    del self._handover[actor_id]
+                    with trio.CancelScope(shield=True):
+                        await self._store.release(self._owner, [actor_id])
+
+    def _notify(self) -> None:
+        """Activations changed: wake anyone waiting for the due loop's work."""
+        self._activity.set()
+        self._activity = trio.Event()
+
+    async def _activate(
+        self,
+        definition: PersistentActor[Any, Any],
+        actor_id: str,
+        params: dict[str, str],
+        loaded: LoadedProcess,
+    ) -> Activation:
+        store = self._store
+        process = loaded.process
+        if process.kind != KIND or process.path != definition.path:
+            await store.release(self._owner, [actor_id])
+            raise DurableError(
+                f"{actor_id} in the store is a {process.kind} of {process.path!r}, not the "
+                f"persistent actor {definition.path!r}; paths must not collide"
+            )
+        activation = Activation(self, definition, actor_id, params, loaded)
+        supervisor = await self._supervisor(definition)
+        try:
+            ref = await supervisor.spawn(definition.behavior, activation)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await store.release(self._owner, [actor_id])
+            raise
+        activation.ref = ref
+        ref._monitors = [*(ref._monitors or ()), Watch(activation)]  # type: ignore[list-item]
+        self._resident[actor_id] = activation
+        self._activations += 1
+        self._notify()
+        activation.deliver(loaded.inbox)
+        self._touched(activation)
+        return activation
+
+    async def _lease(
+        self, definition: PersistentActor[Any, Any], actor_id: str, params: dict[str, str]
+    ) -> LoadedProcess | None:
+        """Create the identity's row, or claim it; either way this runtime holds its lease.
+
+        None if this runtime holds it already (its due loop is activating it)."""
+        store = self._store
+        now = self.now()
+        new = NewProcess(actor_id, KIND, definition.path, params, status=Status.RUNNING)
+        record, created = await store.create(
+            new, now=now, owner=self._owner, lease_for=self._lease_for
+        )
+        if created:
+            # a passivated actor is woken by any signal that reaches it
+            result = await store.commit(
+                Commit(actor_id, record.lease_epoch, waits=[ANY_SIGNAL]), now=now
+            )
+            return LoadedProcess(result.process, (), result.ready, (ANY_SIGNAL,), ())
+        batch = await store.claim(self._owner, now=now, lease_for=self._lease_for, ids=[actor_id])
+        if not batch.claimed:
+            holder = (await store.get(actor_id)) or record
+            if holder.lease_owner == self._owner:
+                return None
+            raise ActorElsewhere(
+                f"persistent actor {actor_id} is active in another runtime "
+                f"({holder.lease_owner}); send to it there, or wait until it passivates"
+            )
+        return batch.claimed[0]
+
+    async def _supervisor(self, definition: PersistentActor[Any, Any]) -> ak.Supervisor:
+        supervisor = self._supervisors.get(definition.path)
+        if supervisor is None:
+            supervisor = await self._system.supervisor(
+                f"persistent{definition.path}".replace("/", "-").replace(":", ""),
+                budget=definition.budget,
+                backoff=definition.backoff,
+            )
+            self._supervisors[definition.path] = supervisor
+        return supervisor
+
+    def _touched(self, activation: Activation) -> None:
+        """After a message (or activation): restart the idle clock, enforce the resident cap."""
+        resident = self._resident
+        if resident.get(activation.id) is activation:
+            resident.move_to_end(activation.id)
+        if activation.idle_after < math.inf:
+            activation.ref._schedule(activation.idle_after, _Passivate(False), _IDLE)
+        excess = len(resident) - len(self._evicting) - self._max_resident
+        if excess > 0:
+            for candidate in resident.values():
+                if excess <= 0:
+                    break
+                if candidate.passivating or candidate.id in self._evicting:
+                    continue
+                self._evicting.add(candidate.id)
+                if not candidate.ref.send_nowait(_Passivate(True)):
+                    self._evicting.discard(candidate.id)
+                excess -= 1
+
+    def _passivating(self, activation: Activation, forced: bool) -> None:
+        self._passivations += 1
+
+    def _not_evicted(self, activation: Activation) -> None:
+        """A forced passivation found work to do: it may be chosen again later."""
+        self._evicting.discard(activation.id)
+
+    def _gone(self, activation: Activation) -> None:
+        """The activation's actor stopped for good."""
+        if self._resident.get(activation.id) is activation:
+            del self._resident[activation.id]
+        self._evicting.discard(activation.id)
+        activation.passivating = True
+        activation.gone.set()
+        activation.settled.set()
+
+    # -- the due loop -----------------------------------------------------------------------------
+
+    async def _serve_due(self) -> None:
+        """Activate actors the store says are due; hand resident ones their new signals."""
+        store = self._store
+        while True:
+            seen = store.version
+            now = self.now()
+            batch = await store.claim(self._owner, now=now, lease_for=self._lease_for, limit=100)
+            mine = []
+            for loaded in batch.claimed:
+                if loaded.process.id in self._activating:  # a send is activating it
+                    self._handover[loaded.process.id] = loaded
+                else:
+                    self._activating[loaded.process.id] = trio.Event()
+                    mine.append(loaded)
+            self._notify()
+            for loaded in mine:
+                await self._activate_due(loaded)
+            for record in await store.query(owner=self._owner, due_by=now, kind=KIND):
+                activation = self._resident.get(record.id)
+                if activation is not None and not activation.passivating:
+                    fresh = await store.load(record.id)
+                    if fresh is not None:
+                        activation.deliver(fresh.inbox)
+            if len(batch.claimed) == 100:
+                continue
+            deadline = math.inf
+            if batch.next_due_at is not None:
+                deadline = self._opened_at + (batch.next_due_at - self._start)
+            with trio.move_on_at(deadline):
+                await store.wait_for_change(seen)
+
+    async def _activate_due(self, loaded: LoadedProcess) -> None:
+        process = loaded.process
+        definition = self._actors.get(process.path) if process.kind == KIND else None
+        if definition is None:
+            # Not ours to run (another program's definitions): keep it leased, so that the
+            # loop does not claim it again and again; the lease goes when this runtime closes.
+            pending = self._activating.pop(process.id, None)
+            if pending is not None:
+                pending.set()
+            if process.id not in self._foreign:
+                self._foreign.add(process.id)
+                logger.warning(
+                    "%s (%s of %r) is due but this runtime has no definition for it",
+                    process.id, process.kind, process.path,
+                )  # fmt: skip
+            return
+        done = self._activating.get(process.id)
+        try:
+            previous = self._resident.get(process.id)
+            if previous is not None:  # passivated and released just before the signal came
+                await previous.gone.wait()
+            await self._activate(definition, process.id, dict(process.params), loaded)
+        except Exception:
+            logger.exception("activating %s failed", process.id)
+        finally:
+            self._activating.pop(process.id, None)
+            if done is not None:
+                done.set()
+            self._notify()
+
+    async def _renew_leases(self) -> None:
+        period = self._lease_for / 3
+        while True:
+            await trio.sleep(period)
+            await self._store.renew(self._owner, now=self.now(), lease_for=self._lease_for)
+
+
+@attrs.frozen
+class Definitions:
+    """What a runtime may run and decode, checked before anything opens."""
+
+    actors: dict[str, PersistentActor[Any, Any]]
+    signals: dict[str, SignalDef[Any]]
+
+    @classmethod
+    def of(cls, actors: Iterable[object], signals: Iterable[object]) -> Definitions:
+        by_path: dict[str, PersistentActor[Any, Any]] = {}
+        for definition in actors:
+            if not isinstance(definition, PersistentActor):
+                raise TypeError(
+                    f"open_runtime(actors=...): {definition!r} is not a persistent actor; "
+                    "define it with dur.persistent_actor(path, init=..., handle=...)"
+                )
+            known = by_path.get(definition.path)
+            if known is not None and known is not definition:
+                raise ValueError(
+                    f"open_runtime(actors=...): two persistent actors share the path "
+                    f"{definition.path!r}; give each its own"
+                )
+            by_path[definition.path] = definition
+        by_signal: dict[str, SignalDef[Any]] = {}
+        for item in signals:
+            for signal in signals_of(item):
+                _add_signal(by_signal, signal)
+        return cls(by_path, by_signal)
+
+
+def _add_signal(known: dict[str, SignalDef[Any]], signal: SignalDef[Any]) -> None:
+    other = known.get(signal.path)
+    if other is not None and other is not signal and other.data is not signal.data:
+        raise ValueError(
+            f"signals {other.name} and {signal.name} share the path {signal.path!r} with "
+            "different data classes; give each its own path"
+        )
+    known.setdefault(signal.path, signal)
+
+
+@asynccontextmanager
+async def open_runtime(
+    store: str | Store | None = None,
+    *,
+    actors: Iterable[PersistentActor[Any, Any]] = (),
+    signals: Iterable[object] = (),
+    start_time: datetime | None = None,
+    on_event: Callable[[ak.Event], object] | None = None,
+    idle_after: float = 60.0,
+    max_resident: int = 10_000,
+    lease_for: float | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open ``store`` (a URL such as ``"sqlite:///app.db"``, ``"memory://"``, a store object,
+    or None for ``$ACTORKIT_STORE``) and run a durable runtime on it for the block.
+
+    ``actors``: the persistent actor definitions it may activate; ``signals``: ``dur.Signals``
+    subclasses (or single signals) whose data classes it decodes. ``start_time``: the durable
+    wall time at opening (default: now, UTC). ``idle_after``: seconds without a message after
+    which a persistent actor is passivated; ``max_resident``: the most resident activations
+    (0: every message rebuilds its actor from the snapshot). ``lease_for``: how long a lease
+    lasts without renewal (default 30 s; unbounded on a memory store, which no other process
+    can share). ``on_event`` receives the actorkit events of the runtime's actors.
+
+    Leaving the block passivates every resident actor (their ``on_stop`` runs) and releases
+    this runtime's leases; messages still queued in memory are dropped as dead letters.
+    """
+    definitions = Definitions.of(actors, signals)
+    if start_time is None:
+        start_time = datetime.now(UTC)
+    elif start_time.tzinfo is None:
+        raise ValueError(
+            f"open_runtime(start_time={start_time!r}) must be timezone-aware, e.g. "
+            "datetime(2026, 1, 1, tzinfo=UTC)"
+        )
+    if isinstance(max_resident, bool) or not isinstance(max_resident, int) or max_resident < 0:
+        raise ValueError(f"open_runtime(max_resident={max_resident!r}) must be an int >= 0")
+    if not (isinstance(idle_after, int | float) and idle_after >= 0):
+        raise ValueError(f"open_runtime(idle_after={idle_after!r}) must be seconds >= 0")
+    async with open_store(store) as opened:
+        lease = lease_for
+        if lease is None:
+            lease = math.inf if isinstance(opened, MemoryStore) else 30.0
+        elif not (isinstance(lease, int | float) and lease > 0):
+            raise ValueError(f"open_runtime(lease_for={lease_for!r}) must be seconds > 0")
+        runtime: Runtime | None = None
+        try:
+            async with ak.open_actor_system(on_event=on_event) as system:
+                runtime = Runtime(
+                    opened, system, definitions=definitions, start_time=start_time,
+                    idle_after=idle_after, max_resident=max_resident, lease_for=lease,
+                )  # fmt: skip
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(runtime._serve_due, name="actorkit_durable due loop")
+                    if lease < math.inf:
+                        nursery.start_soon(runtime._renew_leases, name="actorkit_durable leases")
+                    try:
+                        yield runtime
+                    finally:
+                        runtime._closing = True
+                        nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    for supervisor in list(runtime._supervisors.values()):
+                        await supervisor.stop("shutdown")
+        finally:
+            if runtime is not None:
+                with trio.CancelScope(shield=True):
+                    await opened.release(runtime._owner)

@@ -1,0 +1,29 @@
+"""Stores: where durable processes and persistent actors keep their state (see _protocol)."""
+
+from ._errors import LeaseLost as LeaseLost
+from ._errors import SchemaVersionError as SchemaVersionError
+from ._errors import StoreClosed as StoreClosed
+from ._errors import StoreError as StoreError
+from ._lease import make_owner as make_owner
+from ._memory import MemoryStore as MemoryStore
+from ._protocol import ANY_SIGNAL as ANY_SIGNAL
+from ._protocol import FINISHED as FINISHED
+from ._protocol import KEEP as KEEP
+from ._protocol import ClaimBatch as ClaimBatch
+from ._protocol import Commit as Commit
+from ._protocol import CommitResult as CommitResult
+from ._protocol import EmitResult as EmitResult
+from ._protocol import JournalEntry as JournalEntry
+from ._protocol import Keep as Keep
+from ._protocol import LoadedProcess as LoadedProcess
+from ._protocol import NewProcess as NewProcess
+from ._protocol import NewSignal as NewSignal
+from ._protocol import ProcessRecord as ProcessRecord
+from ._protocol import SignalRecord as SignalRecord
+from ._protocol import Status as Status
+from ._protocol import Store as Store
+from ._protocol import StoreStatistics as StoreStatistics
+from ._protocol import Timer as Timer
+from ._sqlite import SQLiteStore as SQLiteStore
+from ._url import open_store as open_store
+from ._url import store_from_url as store_from_url

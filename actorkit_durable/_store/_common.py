@@ -1,0 +1,50 @@
+"""Small rules every store applies the same way (kept here so the stores cannot drift)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from ._protocol import KEEP, Commit, Keep, Timer
+
+T = TypeVar("T")
+
+
+def pick(value: T | Keep, stored: T) -> T:
+    """A commit field's new value: ``stored`` when the commit says ``KEEP``."""
+    return stored if value is KEEP else value
+
+
+def due_at(base: float | None, timers: Iterable[Timer], ready_at: float | None) -> float | None:
+    """A process's due time after a commit: the earliest of what is given (None: never)."""
+    times = [t for t in (base, ready_at, *(timer.fire_at for timer in timers)) if t is not None]
+    return min(times, default=None)
+
+
+def check_commit(process_id: str, journal_length: int, commit: Commit) -> str | None:
+    """What is wrong with a commit's journal rows, consumed seqs or timers, or None."""
+    for offset, entry in enumerate(commit.journal):
+        if entry.seq != journal_length + offset:
+            return (
+                f"journal rows for {process_id!r} must continue at seq "
+                f"{journal_length + offset}, got seq {entry.seq}"
+            )
+    if len(set(commit.consume)) != len(commit.consume):
+        return f"the commit for {process_id!r} consumes a signal twice"
+    if commit.timers is not KEEP and len({t.timer_id for t in commit.timers}) != len(commit.timers):
+        return f"the commit for {process_id!r} has two timers with one timer_id"
+    return None
+
+
+def sorted_timers(timers: Iterable[Timer]) -> tuple[Timer, ...]:
+    """Timers in the order stores return them: by fire time, then id."""
+    return tuple(sorted(timers, key=lambda timer: (timer.fire_at, timer.timer_id)))
+
+
+def lease_lost_message(commit: Commit, found: int | None) -> str:
+    if found is None:
+        return f"cannot commit for {commit.process_id!r}: no such process"
+    return (
+        f"cannot commit for {commit.process_id!r} at lease epoch {commit.epoch}: it was "
+        f"claimed since (epoch {found}), so another runner owns it; stop running it here"
+    )
