@@ -1,20 +1,39 @@
 """actorkit_durable: persistent actors and durable processes that outlive the program.
 
-This release has the foundation: the codec every stored value goes through (msgpack; attrs
-classes by a stable type name, pinned with ``@dur.record("name.v1")``; never pickle), the
-stores (``"memory://"`` and ``"sqlite:///app.db"``) with their claim/lease protocol, durable
-signals, and persistent actors that snapshot their state after every message. Durable
-processes (``@dur.process``) come next (see CHANGELOG.md).
+Durable processes (``@dur.process``): one async function per business process that waits
+for signals, races them against durable timers and calls recorded steps, rebuilt by replaying
+its journal after a crash or a deploy. Persistent actors (``dur.persistent_actor``) that
+snapshot their state after every message. Underneath: the codec every stored value goes
+through (msgpack; attrs classes by a stable type name, pinned with ``@dur.record("name.v1")``;
+never pickle) and the stores (``"memory://"`` and ``"sqlite:///app.db"``) with their
+claim/lease protocol.
 """
 
 from ._codec import Codec as Codec
 from ._exceptions import DurableError as DurableError
+from ._exceptions import NondeterminismError as NondeterminismError
+from ._exceptions import ProcessCancelled as ProcessCancelled
+from ._exceptions import ProcessFailed as ProcessFailed
+from ._exceptions import ProcessNotFound as ProcessNotFound
+from ._exceptions import RecoverableError as RecoverableError
 from ._exceptions import SnapshotDecodeError as SnapshotDecodeError
 from ._persistent import ActorElsewhere as ActorElsewhere
 from ._persistent import PersistentActor as PersistentActor
 from ._persistent import PersistentRef as PersistentRef
 from ._persistent import persistent_actor as persistent_actor
+from ._process import Context as Context
+from ._process import Delay as Delay
+from ._process import ProcessDef as ProcessDef
+from ._process import ProcessEvent as ProcessEvent
+from ._process import ProcessHandle as ProcessHandle
+from ._process import ProcessState as ProcessState
+from ._process import RaceResult as RaceResult
+from ._process import Retry as Retry
+from ._process import StepFailed as StepFailed
+from ._process import delay as delay
+from ._process import process as process
 from ._records import record as record
+from ._runtime import App as App
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeStatistics as RuntimeStatistics
 from ._runtime import open_runtime as open_runtime
@@ -36,12 +55,26 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActorElsewhere",
+    "App",
     "Codec",
+    "Context",
+    "Delay",
     "DurableError",
     "LeaseLost",
     "MemoryStore",
+    "NondeterminismError",
     "PersistentActor",
     "PersistentRef",
+    "ProcessCancelled",
+    "ProcessDef",
+    "ProcessEvent",
+    "ProcessFailed",
+    "ProcessHandle",
+    "ProcessNotFound",
+    "ProcessState",
+    "RaceResult",
+    "RecoverableError",
+    "Retry",
     "Runtime",
     "RuntimeStatistics",
     "SQLiteStore",
@@ -53,10 +86,13 @@ __all__ = [
     "Status",
     "Store",
     "StoreClosed",
+    "StepFailed",
     "StoreError",
+    "delay",
     "open_runtime",
     "open_store",
     "persistent_actor",
+    "process",
     "record",
     "signal",
 ]

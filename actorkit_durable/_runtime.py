@@ -36,14 +36,18 @@ from ._persistent import (
     Watch,
     _Passivate,
 )
+from ._process import KIND as PROCESS_KIND
+from ._process import ProcessDef, ProcessEvent, ProcessHandle, ProcessRun, ProcessState
 from ._signals import SignalDef, SignalReceived, signals_of
 from ._store import (
     ANY_SIGNAL,
     Commit,
+    EmitResult,
     LoadedProcess,
     MemoryStore,
     NewProcess,
     NewSignal,
+    ProcessRecord,
     SignalRecord,
     Status,
     Store,
@@ -55,6 +59,7 @@ from ._store import (
 logger = logging.getLogger("actorkit_durable")
 
 M = TypeVar("M")
+R = TypeVar("R")
 
 _IDLE = object()
 """The timer key of an activation's idle passivation."""
@@ -70,7 +75,15 @@ class RuntimeStatistics:
     """Activations since the runtime opened (first ones and re-activations)."""
     passivations: int
     commits: int
-    """Commits made by persistent actors (snapshots and signal consumption)."""
+    """Commits made by persistent actors and processes (snapshots, journal entries, waits)."""
+    running: int
+    """Durable processes executing in this runtime now."""
+    suspended: int
+    """Durable processes waiting resident in this runtime (the others cost no memory)."""
+    started: int
+    """Durable processes started (created) by this runtime."""
+    finished: int
+    """Durable processes this runtime saw complete, fail or be cancelled."""
     store: StoreStatistics
 
 
@@ -87,6 +100,7 @@ class Runtime:
         idle_after: float,
         max_resident: int,
         lease_for: float,
+        on_event: Callable[[Any], object] | None = None,
     ) -> None:
         self._store = store
         self._system = system
@@ -98,7 +112,9 @@ class Runtime:
         self._max_resident = max_resident
         self._lease_for = lease_for
         self._actors = definitions.actors
+        self._processes = definitions.processes
         self._signals = definitions.signals
+        self._on_event = on_event
         for signal in self._signals.values():
             if signal.data is not None and attrs.has(signal.data):
                 self._codec.register(signal.data)
@@ -113,6 +129,11 @@ class Runtime:
         self._activations = 0
         self._passivations = 0
         self._commits = 0
+        self._runs: dict[str, ProcessRun] = {}
+        self._parked: OrderedDict[str, ProcessRun] = OrderedDict()  # least recently parked first
+        self._nursery: trio.Nursery | None = None
+        self._started = 0
+        self._finished = 0
 
     # -- public -----------------------------------------------------------------------------
 
@@ -169,12 +190,22 @@ class Runtime:
             NewSignal(signal.path, values, payload, idempotency_key), now=now
         )
         if not result.duplicate:
-            record = SignalRecord(result.seq, signal.path, values, payload, idempotency_key, now)
-            for actor_id in result.delivered_to:
-                activation = self._resident.get(actor_id)
-                if activation is not None:
-                    activation.deliver([record])
+            self._delivered(NewSignal(signal.path, values, payload, idempotency_key), result, now)
         return result.reached
+
+    def _delivered(self, signal: NewSignal, result: EmitResult, now: float) -> None:
+        """A signal reached ``result.delivered_to``: resident actors get it at once (waiting
+        processes were made due by the store; the due loop claims them)."""
+        record: SignalRecord | None = None
+        for actor_id in result.delivered_to:
+            activation = self._resident.get(actor_id)
+            if activation is not None:
+                if record is None:
+                    record = SignalRecord(
+                        result.seq, signal.name, signal.params, signal.payload,
+                        signal.idempotency_key, now,
+                    )  # fmt: skip
+                activation.deliver([record])
 
     def statistics(self) -> RuntimeStatistics:
         return RuntimeStatistics(
@@ -182,8 +213,232 @@ class Runtime:
             activations=self._activations,
             passivations=self._passivations,
             commits=self._commits,
+            running=len(self._runs) - len(self._parked),
+            suspended=len(self._parked),
+            started=self._started,
+            finished=self._finished,
             store=self._store.statistics(),
         )
+
+    # -- durable processes ----------------------------------------------------------------------
+
+    async def start(
+        self, definition: ProcessDef[R], input: object = None, **params: str
+    ) -> ProcessHandle[R]:
+        """Start the process ``definition`` with identity ``params`` (idempotent: when a process
+        with that id exists, its handle is returned and ``input`` is ignored)."""
+        if not isinstance(definition, ProcessDef):
+            raise TypeError(f"rt.start({definition!r}): pass a definition made by @dur.process")
+        if self._processes.get(definition.path) is not definition:
+            raise ValueError(
+                f"rt.start(): process {definition.path!r} is not registered with this runtime; "
+                "pass it in open_runtime(processes=[...]) or in the app"
+            )
+        process_id, values = definition.template.fill(params, what="rt.start()")
+        payload = None
+        if input is not None:
+            payload = self._codec.encode(input, what=f"input of process {process_id}")
+        if self._closing:
+            raise ak.SystemClosed(f"the durable runtime is closing; cannot start {process_id}")
+        now = self.now()
+        new = NewProcess(
+            process_id, PROCESS_KIND, definition.path, values, input=payload,
+            status=Status.PENDING, due_at=now,
+        )  # fmt: skip
+        record, created = await self._store.create(
+            new, now=now, owner=self._owner, lease_for=self._lease_for
+        )
+        if created:
+            self._started += 1
+            self._emit_event(ProcessEvent(process_id, definition.path, "started", None, now))
+            self._begin(definition, LoadedProcess(record, (), (), (), ()))
+        elif record.kind != PROCESS_KIND or record.path != definition.path:
+            raise DurableError(
+                f"{process_id} in the store is a {record.kind} of {record.path!r}, not the "
+                f"process {definition.path!r}; paths must not collide"
+            )
+        return ProcessHandle(self, process_id, record.status)
+
+    def handle(self, process_id: str) -> ProcessHandle[Any]:
+        """A handle on the process ``process_id`` (no I/O: its calls raise ProcessNotFound)."""
+        if not isinstance(process_id, str):
+            raise TypeError(f"rt.handle({process_id!r}): a process id is a str")
+        return ProcessHandle(self, process_id.lstrip("/"))
+
+    async def retry(self, process_id: str) -> None:
+        """Run a SUSPENDED (recoverable error) or FAILED process again; others are left as
+        they are."""
+        handle = self.handle(process_id)
+        record = await handle._record()
+        if record.status is Status.SUSPENDED:
+            await self._store.wake([record.id], now=self.now())
+        elif record.status is Status.FAILED:
+            definition = self._processes.get(record.path)
+            if definition is None:
+                raise ValueError(
+                    f"rt.retry({record.id!r}): this runtime has no definition for "
+                    f"{record.path!r}; pass it in open_runtime(processes=[...])"
+                )
+            batch = await self._store.claim(
+                self._owner, now=self.now(), lease_for=self._lease_for, ids=[record.id]
+            )
+            if not batch.claimed:
+                raise DurableError(f"rt.retry({record.id!r}): another runtime holds it")
+            loaded = batch.claimed[0]
+            if loaded.process.status is not Status.FAILED:  # changed meanwhile
+                await self._store.release(self._owner, [record.id])
+                return
+            self._begin(definition, loaded)
+
+    async def query(
+        self, status: Status | None = None, *, path: str | None = None
+    ) -> AsyncIterator[ProcessState]:
+        """Async-iterate the store's processes (by id), optionally by status and path
+        template (e.g. ``"/order/:order/fulfillment"``)."""
+        after: str | None = None
+        while True:
+            records = await self._store.query(
+                status=status, kind=PROCESS_KIND, path=path, after=after, limit=100
+            )
+            for record in records:
+                yield self._state(record)
+            if len(records) < 100:
+                return
+            after = records[-1].id
+
+    def _state(self, record: ProcessRecord) -> ProcessState:
+        at = self._datetime
+        return ProcessState(
+            id=record.id, path=record.path, params=dict(record.params), status=record.status,
+            result=self._result(record) if record.status is Status.COMPLETED else None,
+            error=record.error, last_error=record.last_error,
+            last_error_at=None if record.last_error_at is None else at(record.last_error_at),
+            waiting_on=record.waiting_on, created_at=at(record.created_at),
+            updated_at=at(record.updated_at),
+        )  # fmt: skip
+
+    @staticmethod
+    def _datetime(seconds: float) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
+
+    def _result(self, record: ProcessRecord) -> Any:
+        if record.result is None:
+            return None
+        return self._codec.decode(record.result, what=f"result of process {record.id}")
+
+    async def _cancel(self, process_id: str) -> None:
+        store = self._store
+        while True:
+            run = self._runs.get(process_id)
+            if run is not None and not run.parked and not run.dropped:
+                run.cancel_requested = True
+                run.scope.cancel()
+                await run.done.wait()
+                continue
+            if run is not None and run.parked:
+                self._unpark(run)
+                run.drop()
+            seen = store.version
+            record = await store.get(process_id)
+            if record is None or record.status.finished:
+                return
+            now = self.now()
+            batch = await store.claim(
+                self._owner, now=now, lease_for=self._lease_for, ids=[process_id]
+            )
+            if batch.claimed:
+                loaded = batch.claimed[0]
+                if loaded.process.status.finished:
+                    await store.release(self._owner, [process_id])
+                    return
+                other = self._runs.get(process_id)
+                if other is not None:
+                    other.drop()
+                await store.commit(
+                    Commit(process_id, loaded.process.lease_epoch, status=Status.CANCELLED,
+                           waiting_on=None, due_at=None),
+                    now=now,
+                )  # fmt: skip
+                self._finished += 1
+                self._emit_event(ProcessEvent(process_id, record.path, "cancelled", None, now))
+                return
+            if process_id in self._runs:
+                continue
+            # leased by another runtime: wait until it lets go (or its lease ends)
+            with trio.move_on_after(0.5 if math.isfinite(self._lease_for) else math.inf):
+                await store.wait_for_change(seen)
+
+    def _begin(self, definition: ProcessDef[Any], loaded: LoadedProcess) -> None:
+        """Run (or re-run, by replay) a process this runtime has just leased."""
+        assert self._nursery is not None
+        previous = self._runs.get(loaded.process.id)
+        if previous is not None:
+            self._unpark(previous)
+            previous.drop()
+        run = ProcessRun(self, definition, loaded)
+        self._runs[run.id] = run
+        self._nursery.start_soon(run.main, name=f"process {run.id}")
+
+    def _process_due(self, loaded: LoadedProcess) -> None:
+        process = loaded.process
+        definition = self._processes.get(process.path)
+        if definition is None:
+            self._foreign_due(loaded)
+            return
+        run = self._runs.get(process.id)
+        if run is not None and run.resume(loaded):
+            self._unpark(run)
+            return
+        self._begin(definition, loaded)
+
+    def _may_park(self, run: ProcessRun) -> bool:
+        """A run is about to wait resident; False if it should end instead (cap, closing)."""
+        if self._closing or self._max_resident == 0 or self._runs.get(run.id) is not run:
+            return False
+        parked = self._parked
+        parked[run.id] = run
+        while len(parked) > self._max_resident:
+            _, oldest = parked.popitem(last=False)
+            oldest.drop()
+        return True
+
+    def _unpark(self, run: ProcessRun) -> None:
+        if self._parked.get(run.id) is run:
+            del self._parked[run.id]
+
+    def _run_ended(self, run: ProcessRun) -> None:
+        self._unpark(run)
+        if self._runs.get(run.id) is run:
+            del self._runs[run.id]
+
+    def _process_event(self, run: ProcessRun, status: str, detail: str | None) -> None:
+        if status in ("completed", "failed", "cancelled"):
+            self._finished += 1
+        if self._on_event is not None:
+            self._emit_event(ProcessEvent(run.id, run.definition.path, status, detail, self.now()))
+
+    def _emit_event(self, event: ProcessEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            logger.exception("on_event raised for %r", event)
+
+    async def _wake_suspended(self) -> None:
+        """At opening: processes suspended by an error run again (their code may be fixed)."""
+        store = self._store
+        after: str | None = None
+        while True:
+            records = await store.query(
+                status=Status.SUSPENDED, kind=PROCESS_KIND, after=after, limit=100
+            )
+            ids = [r.id for r in records if r.last_error is not None and r.path in self._processes]
+            if ids:
+                await store.wake(ids, now=self.now())
+            if len(records) < 100:
+                return
+            after = records[-1].id
 
     # -- definitions --------------------------------------------------------------------------
 
@@ -370,7 +625,9 @@ class Runtime:
             batch = await store.claim(self._owner, now=now, lease_for=self._lease_for, limit=100)
             mine = []
             for loaded in batch.claimed:
-                if loaded.process.id in self._activating:  # a send is activating it
+                if loaded.process.kind == PROCESS_KIND:
+                    self._process_due(loaded)
+                elif loaded.process.id in self._activating:  # a send is activating it
                     self._handover[loaded.process.id] = loaded
                 else:
                     self._activating[loaded.process.id] = trio.Event()
@@ -396,17 +653,10 @@ class Runtime:
         process = loaded.process
         definition = self._actors.get(process.path) if process.kind == KIND else None
         if definition is None:
-            # Not ours to run (another program's definitions): keep it leased, so that the
-            # loop does not claim it again and again; the lease goes when this runtime closes.
             pending = self._activating.pop(process.id, None)
             if pending is not None:
                 pending.set()
-            if process.id not in self._foreign:
-                self._foreign.add(process.id)
-                logger.warning(
-                    "%s (%s of %r) is due but this runtime has no definition for it",
-                    process.id, process.kind, process.path,
-                )  # fmt: skip
+            self._foreign_due(loaded)
             return
         done = self._activating.get(process.id)
         try:
@@ -422,6 +672,17 @@ class Runtime:
                 done.set()
             self._notify()
 
+    def _foreign_due(self, loaded: LoadedProcess) -> None:
+        """Not ours to run (another program's definitions): it stays leased, so that the due
+        loop does not claim it again and again; the lease goes when this runtime closes."""
+        process = loaded.process
+        if process.id not in self._foreign:
+            self._foreign.add(process.id)
+            logger.warning(
+                "%s (%s of %r) is due but this runtime has no definition for it",
+                process.id, process.kind, process.path,
+            )  # fmt: skip
+
     async def _renew_leases(self) -> None:
         period = self._lease_for / 3
         while True:
@@ -435,9 +696,26 @@ class Definitions:
 
     actors: dict[str, PersistentActor[Any, Any]]
     signals: dict[str, SignalDef[Any]]
+    processes: dict[str, ProcessDef[Any]] = attrs.Factory(dict)
 
     @classmethod
-    def of(cls, actors: Iterable[object], signals: Iterable[object]) -> Definitions:
+    def of(
+        cls, actors: Iterable[object], signals: Iterable[object], processes: Iterable[object] = ()
+    ) -> Definitions:
+        by_process: dict[str, ProcessDef[Any]] = {}
+        for item in processes:
+            if not isinstance(item, ProcessDef):
+                raise TypeError(
+                    f"open_runtime(processes=...): {item!r} is not a durable process; define "
+                    "it with @dur.process(path) on an async def"
+                )
+            known_process = by_process.get(item.path)
+            if known_process is not None and known_process is not item:
+                raise ValueError(
+                    f"open_runtime(processes=...): two processes share the path {item.path!r}; "
+                    "give each its own"
+                )
+            by_process[item.path] = item
         by_path: dict[str, PersistentActor[Any, Any]] = {}
         for definition in actors:
             if not isinstance(definition, PersistentActor):
@@ -452,11 +730,28 @@ class Definitions:
                     f"{definition.path!r}; give each its own"
                 )
             by_path[definition.path] = definition
+            if definition.path in by_process:
+                raise ValueError(
+                    f"open_runtime(): {definition.path!r} is the path of both a persistent actor "
+                    "and a process; give each its own"
+                )
         by_signal: dict[str, SignalDef[Any]] = {}
         for item in signals:
             for signal in signals_of(item):
                 _add_signal(by_signal, signal)
-        return cls(by_path, by_signal)
+        return cls(by_path, by_signal, by_process)
+
+
+@attrs.frozen
+class App:
+    """Definitions bundled for ``open_runtime(store, app=app)`` and the command line."""
+
+    processes: tuple[ProcessDef[Any], ...] = attrs.field(default=(), converter=tuple)
+    signals: tuple[object, ...] = attrs.field(default=(), converter=tuple)
+    actors: tuple[PersistentActor[Any, Any], ...] = attrs.field(default=(), converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        Definitions.of(self.actors, self.signals, self.processes)  # errors now, not at open
 
 
 def _add_signal(known: dict[str, SignalDef[Any]], signal: SignalDef[Any]) -> None:
@@ -473,8 +768,10 @@ def _add_signal(known: dict[str, SignalDef[Any]], signal: SignalDef[Any]) -> Non
 async def open_runtime(
     store: str | Store | None = None,
     *,
-    actors: Iterable[PersistentActor[Any, Any]] = (),
+    app: App | None = None,
+    processes: Iterable[ProcessDef[Any]] = (),
     signals: Iterable[object] = (),
+    actors: Iterable[PersistentActor[Any, Any]] = (),
     start_time: datetime | None = None,
     on_event: Callable[[ak.Event], object] | None = None,
     idle_after: float = 60.0,
@@ -484,18 +781,33 @@ async def open_runtime(
     """Open ``store`` (a URL such as ``"sqlite:///app.db"``, ``"memory://"``, a store object,
     or None for ``$ACTORKIT_STORE``) and run a durable runtime on it for the block.
 
-    ``actors``: the persistent actor definitions it may activate; ``signals``: ``dur.Signals``
-    subclasses (or single signals) whose data classes it decodes. ``start_time``: the durable
-    wall time at opening (default: now, UTC). ``idle_after``: seconds without a message after
-    which a persistent actor is passivated; ``max_resident``: the most resident activations
-    (0: every message rebuilds its actor from the snapshot). ``lease_for``: how long a lease
-    lasts without renewal (default 30 s; unbounded on a memory store, which no other process
-    can share). ``on_event`` receives the actorkit events of the runtime's actors.
+    ``processes``: the ``@dur.process`` definitions it may start and run; ``actors``: the
+    persistent actor definitions it may activate; ``signals``: ``dur.Signals`` subclasses (or
+    single signals) whose data classes it decodes; ``app``: a ``dur.App`` bundling the three.
+    ``start_time``: the durable wall time at opening (default: now, UTC). ``idle_after``:
+    seconds without a message after which a persistent actor (or a resident waiting process)
+    is passivated; ``max_resident``: the most resident activations
+    (0: every message rebuilds its actor from the snapshot), and separately the most resident
+    waiting processes (0: every wake rebuilds the process by replaying its journal).
+    ``lease_for``: how long a lease lasts without renewal (default 30 s; unbounded on a memory
+    store, which no other process can share). ``on_event`` receives the actorkit events of
+    the runtime's actors and a ``dur.ProcessEvent`` for each transition of a process.
 
-    Leaving the block passivates every resident actor (their ``on_stop`` runs) and releases
-    this runtime's leases; messages still queued in memory are dropped as dead letters.
+    At opening, processes suspended by a recoverable error run again, processes that were
+    mid-run are re-run from their journal and due timers fire.
+
+    Leaving the block (also by Ctrl-C) passivates every resident actor (their ``on_stop``
+    runs), ends every process run where it is (a run mid-step goes on from its last recorded
+    point in the next runtime) and releases this runtime's leases; messages still queued in
+    memory are dropped as dead letters.
     """
-    definitions = Definitions.of(actors, signals)
+    if app is not None:
+        if not isinstance(app, App):
+            raise TypeError(f"open_runtime(app={app!r}): pass a dur.App(processes=[...], ...)")
+        processes = (*app.processes, *processes)
+        signals = (*app.signals, *signals)
+        actors = (*app.actors, *actors)
+    definitions = Definitions.of(actors, signals, processes)
     if start_time is None:
         start_time = datetime.now(UTC)
     elif start_time.tzinfo is None:
@@ -519,8 +831,11 @@ async def open_runtime(
                 runtime = Runtime(
                     opened, system, definitions=definitions, start_time=start_time,
                     idle_after=idle_after, max_resident=max_resident, lease_for=lease,
+                    on_event=on_event,
                 )  # fmt: skip
+                await runtime._wake_suspended()
                 async with trio.open_nursery() as nursery:
+                    runtime._nursery = nursery
                     nursery.start_soon(runtime._serve_due, name="actorkit_durable due loop")
                     if lease < math.inf:
                         nursery.start_soon(runtime._renew_leases, name="actorkit_durable leases")

@@ -9,6 +9,7 @@ from ._memory import MemoryStore as MemoryStore
 from ._protocol import ANY_SIGNAL as ANY_SIGNAL
 from ._protocol import FINISHED as FINISHED
 from ._protocol import KEEP as KEEP
+from ._protocol import NEW_SIGNAL as NEW_SIGNAL
 from ._protocol import ClaimBatch as ClaimBatch
 from ._protocol import Commit as Commit
 from ._protocol import CommitResult as CommitResult

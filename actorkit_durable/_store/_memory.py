@@ -26,6 +26,7 @@ from ._protocol import (
     ANY_SIGNAL,
     FINISHED,
     KEEP,
+    NEW_SIGNAL,
     ClaimBatch,
     Commit,
     CommitResult,
@@ -261,7 +262,7 @@ class MemoryStore:
         for pid in reached:
             self._inbox[pid][seq] = record
             waits = self._waits[pid]
-            if signal.name in waits or ANY_SIGNAL in waits:
+            if signal.name in waits or ANY_SIGNAL in waits or NEW_SIGNAL in waits:
                 woken.append(pid)
                 current = self._processes[pid]
                 if current.due_at is None or current.due_at > now:

@@ -60,6 +60,10 @@ FINISHED: Final = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 ANY_SIGNAL: Final = "*"
 """A wait on this name is woken by every signal that reaches the process (persistent actors)."""
 
+NEW_SIGNAL: Final = "+"
+"""A wait on this name is woken by every signal that reaches the process *after* the wait was
+set; signals already in its inbox do not make it ready (a process suspended by an error)."""
+
 
 class _Keep(enum.Enum):
     KEEP = "KEEP"

@@ -19,6 +19,7 @@ from ._protocol import (
     ANY_SIGNAL,
     FINISHED,
     KEEP,
+    NEW_SIGNAL,
     ClaimBatch,
     Commit,
     CommitResult,
@@ -307,9 +308,9 @@ def emit_signal(connection: sqlite3.Connection, signal: NewSignal, now: float) -
     if reached:
         waiting = (
             "SELECT DISTINCT w.process_id FROM inbox i JOIN wait w ON w.process_id = "
-            "i.process_id WHERE i.signal_seq = :seq AND w.name IN (:name, :any)"
+            "i.process_id WHERE i.signal_seq = :seq AND w.name IN (:name, :any, :new)"
         )
-        names = {"seq": seq, "name": signal.name, "any": ANY_SIGNAL, "now": now}
+        names = {"seq": seq, "name": signal.name, "any": ANY_SIGNAL, "new": NEW_SIGNAL, "now": now}
         woken = tuple(sorted(row[0] for row in connection.execute(waiting, names)))
         connection.execute(
             f"UPDATE process SET due_at = :now WHERE id IN ({waiting}) "

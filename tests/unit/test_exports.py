@@ -50,11 +50,13 @@ def test_events_share_seq_at_actor_id() -> None:
 
 
 DURABLE = {
-    "ActorElsewhere", "Codec", "DurableError", "LeaseLost", "MemoryStore", "PersistentActor",
-    "PersistentRef", "Runtime", "RuntimeStatistics", "SQLiteStore", "SchemaVersionError",
-    "SignalDef", "SignalReceived", "Signals", "SnapshotDecodeError", "Status", "Store",
-    "StoreClosed", "StoreError", "open_runtime", "open_store", "persistent_actor", "record",
-    "signal",
+    "ActorElsewhere", "App", "Codec", "Context", "Delay", "DurableError", "LeaseLost",
+    "MemoryStore", "NondeterminismError", "PersistentActor", "PersistentRef", "ProcessCancelled",
+    "ProcessDef", "ProcessEvent", "ProcessFailed", "ProcessHandle", "ProcessNotFound",
+    "ProcessState", "RaceResult", "RecoverableError", "Retry", "Runtime", "RuntimeStatistics",
+    "SQLiteStore", "SchemaVersionError", "SignalDef", "SignalReceived", "Signals",
+    "SnapshotDecodeError", "Status", "StepFailed", "Store", "StoreClosed", "StoreError", "delay",
+    "open_runtime", "open_store", "persistent_actor", "process", "record", "signal",
 }  # fmt: skip
 
 
@@ -70,8 +72,12 @@ def test_durable_error_tree() -> None:
 
     for name in DURABLE:
         obj = getattr(dur, name)
-        if isinstance(obj, type) and issubclass(obj, Exception):
+        if isinstance(obj, type) and issubclass(obj, Exception) and name != "RecoverableError":
             assert issubclass(obj, dur.DurableError), name
+    # users raise RecoverableError (and subclass it): it is not one of the library's own errors
+    assert not issubclass(dur.RecoverableError, dur.DurableError)
+    assert issubclass(dur.NondeterminismError, dur.RecoverableError)
+    assert issubclass(dur.ProcessNotFound, LookupError)
     assert issubclass(dur.DurableError, actorkit.ActorkitError)
     assert issubclass(dur.SnapshotDecodeError, ValueError)
     assert issubclass(dur.StoreClosed, RuntimeError)

@@ -1,0 +1,951 @@
+"""Durable processes: one async function that waits, races timers and calls recorded steps.
+
+A process is a row of the store (``kind="process"``) plus its journal. A *run* is one resident
+life of it in a runtime: a trio task executing the user's handler with a ``Context``. Every
+awaited durable operation (a step's result, a signal received, a race's outcome, a timer's
+deadline, an emit) is appended to the journal, in one store commit, before the handler goes on.
+
+Rebuilding is replay: a new run re-executes the handler from the start, and each durable
+operation whose journal entry exists returns the recorded result without doing anything
+(steps do not run again); at the end of the journal the run goes on live. An operation that
+does not match the entry at its position (another kind or name) raises ``NondeterminismError``.
+
+Two speeds: a waiting run parks (the store keeps what it waits for, the lease is released) and
+stays resident; when the runtime claims the process again (a signal made it due, its timer
+came), the claim is handed to the parked run, which goes on without replay. A parked run over
+the resident cap or idle too long is dropped (cancelled): the next wake replays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import random as _random
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+
+import attrs
+import trio
+
+from ._exceptions import (
+    DurableError,
+    NondeterminismError,
+    ProcessCancelled,
+    ProcessFailed,
+    ProcessNotFound,
+    RecoverableError,
+    SnapshotDecodeError,
+)
+from ._paths import PathTemplate
+from ._signals import SignalDef, SignalReceived
+from ._store import (
+    NEW_SIGNAL,
+    Commit,
+    CommitResult,
+    JournalEntry,
+    LeaseLost,
+    LoadedProcess,
+    NewSignal,
+    ProcessRecord,
+    SignalRecord,
+    Status,
+    Timer,
+)
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+T = TypeVar("T")
+
+KIND = "process"
+"""The store's ``kind`` of durable-process rows."""
+
+
+# -- definitions ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class ProcessDef(Generic[R_co]):
+    """A durable process definition; create it with ``@dur.process(path)``."""
+
+    template: PathTemplate
+    fn: Callable[..., Awaitable[R_co]]
+
+    @property
+    def path(self) -> str:
+        return self.template.text
+
+    @property
+    def name(self) -> str:
+        return getattr(self.fn, "__qualname__", repr(self.fn))
+
+    def __repr__(self) -> str:
+        return f"<process {self.path!r} {self.name}>"
+
+
+def process(path: str) -> Callable[[Callable[..., Awaitable[R]]], ProcessDef[R]]:
+    """Declare a durable process addressed by ``path`` (e.g. ``"/order/:order/fulfillment"``).
+
+    The decorated ``async def handler(ctx, **params)`` takes the context plus exactly the path
+    params as keyword arguments; its return value (any codec value) is the process's result.
+    """
+    template = PathTemplate.parse(path, what="dur.process")
+
+    def decorate(fn: Callable[..., Awaitable[R]]) -> ProcessDef[R]:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"@dur.process({path!r}) decorates an 'async def handler(ctx, ...)', got {fn!r}"
+            )
+        _check_signature(path, template, fn)
+        return ProcessDef(template, fn)
+
+    return decorate
+
+
+def _check_signature(path: str, template: PathTemplate, fn: Callable[..., Any]) -> None:
+    parameters = list(inspect.signature(fn).parameters.values())
+    expected = ", ".join(["ctx", *template.params])
+    fix = f"define it as 'async def {fn.__name__}({expected})' (ctx, then the path params)"
+    if not parameters or parameters[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        raise TypeError(f"@dur.process({path!r}): the handler takes ctx first; {fix}")
+    names: list[str] = []
+    for parameter in parameters[1:]:
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise TypeError(f"@dur.process({path!r}): *args/**kwargs are not allowed; {fix}")
+        if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+            raise TypeError(f"@dur.process({path!r}): {parameter.name} is positional-only; {fix}")
+        names.append(parameter.name)
+    if sorted(names) != sorted(template.params):
+        missing = sorted(set(template.params) - set(names))
+        extra = sorted(set(names) - set(template.params))
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"not in the path: {', '.join(extra)}" if extra else "",
+            )
+            if part
+        )
+        raise TypeError(
+            f"@dur.process({path!r}): handler parameters do not match ({detail}); {fix}"
+        )
+
+
+# -- values handlers see -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Delay:
+    """A durable delay (a race arm, or ``ctx.sleep``); build it with ``dur.delay``."""
+
+    seconds: float
+
+    def __attrs_post_init__(self) -> None:
+        if not (isinstance(self.seconds, int | float) and math.isfinite(self.seconds)):
+            raise ValueError(f"dur.delay: {self.seconds!r} is not a finite number of seconds")
+        if self.seconds < 0:
+            raise ValueError(f"dur.delay: {self.seconds!r} seconds is negative")
+
+
+class _DelayFactory:
+    """``dur.delay.seconds(n)``, ``.minutes(n)``, ``.hours(n)``, ``.days(n)``."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def seconds(n: float) -> Delay:
+        return Delay(n)
+
+    @staticmethod
+    def minutes(n: float) -> Delay:
+        return Delay(n * 60.0)
+
+    @staticmethod
+    def hours(n: float) -> Delay:
+        return Delay(n * 3600.0)
+
+    @staticmethod
+    def days(n: float) -> Delay:
+        return Delay(n * 86400.0)
+
+
+delay = _DelayFactory()
+
+
+@attrs.frozen
+class Retry:
+    """How ``ctx.step`` retries: ``max_attempts`` runs in all, sleeping ``initial *
+    factor**(n-1)`` seconds (at most ``max``) after the n-th failed one."""
+
+    max_attempts: int = 3
+    initial: float = 1.0
+    factor: float = 2.0
+    max: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise TypeError(f"dur.Retry(max_attempts={self.max_attempts!r}) must be an int")
+        if self.max_attempts < 1:
+            raise ValueError(f"dur.Retry(max_attempts={self.max_attempts!r}) must be >= 1")
+        for name in ("initial", "factor", "max"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
+                raise ValueError(f"dur.Retry({name}={value!r}) must be a finite number >= 0")
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to sleep after failed attempt ``attempt`` (1-based)."""
+        return float(min(self.max, self.initial * self.factor ** (attempt - 1)))
+
+
+DEFAULT_RETRY = Retry()
+
+
+@attrs.frozen
+class RaceResult(Generic[T]):
+    """Which arm of ``ctx.race`` won: ``arm`` (the object passed), ``index``, the signal's
+    ``data`` and ``params`` (None for a delay), and ``timed_out`` (a delay won)."""
+
+    arm: object
+    index: int
+    data: T | None
+    params: dict[str, str] | None
+    timed_out: bool
+
+
+@attrs.frozen
+class ProcessState:
+    """A process as stored, decoded (``await h.state()``, ``rt.query()``)."""
+
+    id: str
+    path: str
+    params: dict[str, str]
+    status: Status
+    result: Any
+    error: str | None
+    last_error: str | None
+    last_error_at: datetime | None
+    waiting_on: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
+class ProcessEvent:
+    """A transition of a durable process, given to ``open_runtime(on_event=)``.
+
+    ``status``: "started", "running" (resumed live), "suspended" (waiting, or a recoverable
+    error: see ``detail``), "completed", "failed", "cancelled"."""
+
+    process_id: str
+    path: str
+    status: str
+    detail: str | None
+    at: float
+    """Durable wall time, POSIX seconds."""
+
+
+def _time(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ProcessHandle(Generic[R]):
+    """A handle on one process: ``id``, ``status`` (the last one seen), ``state()``, ``wait()``,
+    ``cancel()``. Cheap to make (``rt.handle(id)`` does no I/O)."""
+
+    __slots__ = ("_runtime", "id", "status")
+
+    def __init__(self, runtime: Runtime, process_id: str, status: Status | None = None) -> None:
+        self._runtime = runtime
+        self.id = process_id
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"<ProcessHandle {self.id} {self.status}>"
+
+    async def _record(self) -> ProcessRecord:
+        record = await self._runtime._store.get(self.id)
+        if record is None or record.kind != KIND:
+            raise ProcessNotFound(f"no durable process has the id {self.id!r} in this store")
+        self.status = record.status
+        return record
+
+    async def state(self) -> ProcessState:
+        """The process as stored now."""
+        return self._runtime._state(await self._record())
+
+    async def wait(self) -> R:
+        """Wait until the process finishes; its result, or ``ProcessFailed`` /
+        ``ProcessCancelled``."""
+        store = self._runtime._store
+        while True:
+            seen = store.version
+            record = await self._record()
+            if record.status is Status.COMPLETED:
+                return cast(R, self._runtime._result(record))
+            if record.status is Status.FAILED:
+                raise ProcessFailed(
+                    f"durable process {self.id} failed: {record.error}",
+                    process_id=self.id,
+                    error=record.error,
+                )
+            if record.status is Status.CANCELLED:
+                raise ProcessCancelled(
+                    f"durable process {self.id} was cancelled", process_id=self.id
+                )
+            await store.wait_for_change(seen)
+
+    async def cancel(self) -> None:
+        """Cancel the process at its current await: it becomes CANCELLED and never runs
+        again. A finished process is left as it is."""
+        await self._record()
+        await self._runtime._cancel(self.id)
+        self.status = (await self._record()).status
+
+
+# -- the context and the run ---------------------------------------------------------------------
+
+
+class Context:
+    """What a process handler gets as ``ctx``: its identity and its durable operations."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: ProcessRun) -> None:
+        self._run = run
+
+    @property
+    def id(self) -> str:
+        return self._run.id
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(self._run.params)
+
+    @property
+    def input(self) -> Any:
+        return self._run.input
+
+    @property
+    def step_key(self) -> str:
+        """``"process_id:seq"``: a stable idempotency key for the step being run (the same in
+        every attempt and after a crash), for external APIs that take one."""
+        return f"{self._run.id}:{self._run.cursor}"
+
+    def now(self) -> datetime:
+        """The durable time of the latest journal entry the handler has passed (or the
+        process's creation time): the same in a replay."""
+        return _time(self._run.last_at)
+
+    def random(self) -> float:
+        """A float in [0, 1) from a generator seeded by the process id: the same in a replay."""
+        return self._run.random.random()
+
+    @overload
+    async def step(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+    ) -> T: ...
+
+    @overload
+    async def step(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+    ) -> T: ...
+
+    async def step(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run ``fn(*args)`` (sync or async) once for this process and record its result; a
+        replay returns the recorded result without running it. On failure it is retried as
+        ``retry`` says; when attempts run out the last exception is raised here. A
+        ``RecoverableError`` is not retried: it suspends the process."""
+        return await self._run.step(fn, args, name, retry, timeout)
+
+    async def signal(self, signal: SignalDef[T]) -> SignalReceived[T]:
+        """Wait for ``signal`` (the oldest one already in the inbox, or the next to come)."""
+        return cast(SignalReceived[T], await self._run.signal(signal))
+
+    async def race(self, *arms: SignalDef[Any] | Delay) -> RaceResult[Any]:
+        """Wait for the first of several signals and delays (``dur.delay.days(3)``); a delay's
+        deadline is fixed when the race is first reached. The earliest event wins."""
+        return await self._run.race(arms)
+
+    async def sleep(self, duration: Delay | float) -> None:
+        """Sleep durably (a timer row: the process costs nothing while it sleeps)."""
+        await self._run.sleep(duration)
+
+    async def emit(
+        self,
+        signal: SignalDef[Any],
+        *,
+        data: object = None,
+        idempotency_key: str | None = None,
+        **params: str,
+    ) -> None:
+        """Emit a signal, recorded with the journal: a replay does not emit it again."""
+        await self._run.emit(signal, data, idempotency_key, params)
+
+
+class _Parked(BaseException):
+    """Internal: the run ends here without committing anything more (passivated while it
+    waited, or its lease was lost). A BaseException, so that a handler's ``except
+    Exception`` does not keep a run going that no longer owns its process."""
+
+
+class ProcessRun:
+    """One resident life of a process in a runtime (see the module docstring)."""
+
+    def __init__(
+        self, runtime: Runtime, definition: ProcessDef[Any], loaded: LoadedProcess
+    ) -> None:
+        record = loaded.process
+        self.runtime = runtime
+        self.definition = definition
+        self.id = record.id
+        self.params = dict(record.params)
+        self.created_at = record.created_at
+        self.epoch = record.lease_epoch
+        self.status = record.status
+        self.journal: list[JournalEntry] = list(loaded.journal)
+        self.inbox: list[SignalRecord] = list(loaded.inbox)
+        self.cursor = 0
+        self.last_at = record.created_at
+        self.input: Any = None
+        self.raw_input = record.input
+        seed = hashlib.sha256(self.id.encode()).digest()
+        self.random = _random.Random(int.from_bytes(seed[:8], "big"))
+        self.scope = trio.CancelScope()
+        self.parked = False
+        self.handover: LoadedProcess | None = None
+        self.woken = trio.Event()
+        self.busy = False
+        self.staged: list[JournalEntry] = []
+        """Entries to write with the next commit (a wait's deadlines go with its park)."""
+        self.announced = False
+        """A "suspended" event was given since the last "running" one."""
+        self.nondeterminism: NondeterminismError | None = None
+        self.cancel_requested = False
+        self.dropped = False
+        self.done = trio.Event()
+
+    # -- the task -------------------------------------------------------------------------------
+
+    async def main(self) -> None:
+        runtime = self.runtime
+        outcome: tuple[str, Any] | None = None
+        try:
+            with self.scope:
+                try:
+                    if self.raw_input is not None:
+                        what = f"input of process {self.id}"
+                        self.input = runtime._codec.decode(self.raw_input, what=what)
+                    value = await self.definition.fn(Context(self), **self.params)
+                    if self.nondeterminism is not None:
+                        raise self.nondeterminism
+                    if self.cursor < len(self.journal):
+                        entry = self.journal[self.cursor]
+                        raise self._nondeterminism(
+                            f"the handler returned, but the journal goes on with {entry.kind} "
+                            f"{entry.name!r}"
+                        )
+                    outcome = ("completed", value)
+                except _Parked:
+                    return
+                except (RecoverableError, SnapshotDecodeError) as exc:
+                    # a decode error is fixed by code (a class to register), like a recoverable one
+                    outcome = ("suspended", exc)
+                except Exception as exc:
+                    if self.nondeterminism is not None:
+                        outcome = ("suspended", self.nondeterminism)
+                    else:
+                        outcome = ("failed", exc)
+            if self.dropped:
+                return
+            if outcome is None:  # cancelled: by h.cancel(), a drop, or the runtime closing
+                if self.cancel_requested and not self.dropped:
+                    with trio.CancelScope(shield=True):
+                        await self._finish_cancelled()
+                return
+            await self._finish(*outcome)
+        except _Parked:
+            return
+        finally:
+            runtime._run_ended(self)
+            self.done.set()
+
+    async def _finish(self, how: str, value: Any) -> None:
+        runtime = self.runtime
+        now = runtime.now()
+        if how == "completed":
+            try:
+                result = runtime._codec.encode(value, what=f"result of process {self.id}")
+            except (TypeError, ValueError) as exc:
+                how, value = "failed", exc
+            else:
+                await self._commit(
+                    status=Status.COMPLETED, result=result, waiting_on=None, error=None,
+                    last_error=None, last_error_at=None, due_at=None,
+                )  # fmt: skip
+                runtime._process_event(self, "completed", None)
+                return
+        if how == "failed":
+            error = describe_error(value)
+            await self._commit(
+                status=Status.FAILED, error=error, waiting_on=None, due_at=None, release=True
+            )
+            runtime._process_event(self, "failed", error)
+            return
+        error = describe_error(value)
+        self.announced = False
+        await self._commit(
+            status=Status.SUSPENDED, last_error=error, last_error_at=now,
+            waiting_on="a retry (recoverable error)", waits=[NEW_SIGNAL], timers=[],
+            due_at=None, release=True,
+        )  # fmt: skip
+        self.status = Status.SUSPENDED
+        runtime._process_event(self, "suspended", error)
+
+    async def _finish_cancelled(self) -> None:
+        try:
+            await self._commit(status=Status.CANCELLED, waiting_on=None, due_at=None)
+        except _Parked:
+            return
+        self.runtime._process_event(self, "cancelled", None)
+
+    # -- store access ---------------------------------------------------------------------------
+
+    async def _commit(self, **changes: Any) -> CommitResult:
+        runtime = self.runtime
+        if self.dropped:
+            raise _Parked(self.id)
+        if self.staged:
+            changes["journal"] = [*self.staged, *changes.get("journal", ())]
+            self.staged = []
+        try:
+            result = await runtime._store.commit(
+                Commit(self.id, self.epoch, **changes), now=runtime.now()
+            )
+        except LeaseLost:
+            # another runtime took the process over (or it was cancelled from outside)
+            self.dropped = True
+            raise _Parked(self.id) from None
+        runtime._commits += 1
+        return result
+
+    def _live_changes(self) -> dict[str, Any]:
+        """What the first live commit after a (re)start or a wait sets besides its entry."""
+        if self.status is Status.RUNNING:
+            return {}
+        self.status = Status.RUNNING
+        changes: dict[str, Any] = {
+            "status": Status.RUNNING, "waiting_on": None, "waits": [], "timers": [],
+            "error": None, "last_error": None, "last_error_at": None,
+            "due_at": self.runtime.now(),
+        }  # fmt: skip
+        return changes
+
+    async def _append(self, kind: str, name: str, payload: object, **changes: Any) -> JournalEntry:
+        runtime = self.runtime
+        entry = JournalEntry(
+            len(self.journal),
+            kind,
+            name,
+            runtime._codec.encode(payload, what=f"{kind} {name!r} of process {self.id}"),
+            runtime.now(),
+        )
+        await self._commit(journal=[entry], **{**self._live_changes(), **changes})
+        self._announce_running()
+        self.journal.append(entry)
+        self.cursor += 1
+        self.last_at = entry.at
+        return entry
+
+    def _announce_running(self) -> None:
+        if self.announced:
+            self.announced = False
+            self.runtime._process_event(self, "running", None)
+
+    # -- replay ---------------------------------------------------------------------------------
+
+    def _nondeterminism(self, detail: str) -> NondeterminismError:
+        error = NondeterminismError(
+            f"process {self.id} ({self.definition.path}): at journal entry {self.cursor} "
+            f"{detail}; the code changed under a running process: restore the old code, or "
+            "retry once the handler agrees with its journal"
+        )
+        self.nondeterminism = error
+        return error
+
+    def _replay(self, kind: str, name: str) -> Any:
+        """The recorded payload of the next entry if it exists (checked), else ``_LIVE``."""
+        if self.dropped:
+            raise _Parked(self.id)
+        if self.nondeterminism is not None:
+            raise self.nondeterminism
+        if self.cursor >= len(self.journal):
+            return _LIVE
+        entry = self.journal[self.cursor]
+        if entry.kind != kind or entry.name != name:
+            raise self._nondeterminism(
+                f"the handler asked for {kind} {name!r}, but the journal recorded {entry.kind} "
+                f"{entry.name!r}"
+            )
+        self.cursor += 1
+        self.last_at = entry.at
+        return self.runtime._codec.decode(
+            entry.payload, what=f"journal entry {entry.seq} of process {self.id}"
+        )
+
+    def _enter(self, what: str) -> None:
+        if self.busy:
+            raise RuntimeError(
+                f"process {self.id}: ctx.{what}() while another ctx operation is in progress; "
+                "await durable operations one at a time (they are recorded in order)"
+            )
+        self.busy = True
+
+    # -- operations -----------------------------------------------------------------------------
+
+    async def step(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        name: str | None,
+        retry: Retry | None,
+        timeout: float | None,
+    ) -> Any:
+        if not callable(fn):
+            raise TypeError(f"ctx.step({fn!r}): pass a function (sync or async) to run")
+        if name is None:
+            name = getattr(fn, "__qualname__", None) or repr(fn)
+        if retry is None:
+            retry = DEFAULT_RETRY
+        elif not isinstance(retry, Retry):
+            raise TypeError(f"ctx.step(retry={retry!r}): pass dur.Retry(...)")
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise ValueError(f"ctx.step(timeout={timeout!r}) must be seconds > 0, or None")
+        self._enter("step")
+        try:
+            recorded = self._replay("step", name)
+            if recorded is not _LIVE:
+                if "e" in recorded:
+                    raise _rebuild_error(recorded)
+                return recorded["v"]
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    if timeout is None:
+                        value = fn(*args)
+                        if inspect.isawaitable(value):
+                            value = await value
+                    else:
+                        with trio.fail_after(timeout):
+                            value = fn(*args)
+                            if inspect.isawaitable(value):
+                                value = await value
+                except RecoverableError:
+                    raise
+                except Exception as exc:
+                    if attempt < retry.max_attempts:
+                        await trio.sleep(retry.delay_after(attempt))
+                        continue
+                    failure = {
+                        "e": describe_error(exc), "m": type(exc).__module__,
+                        "t": type(exc).__qualname__, "a": str(exc),
+                    }  # fmt: skip
+                    await self._append("step", name, failure)
+                    raise
+                await self._append("step", name, {"v": value})
+                return value
+        finally:
+            self.busy = False
+
+    async def signal(self, signal: SignalDef[Any]) -> SignalReceived[Any]:
+        if not isinstance(signal, SignalDef):
+            raise TypeError(f"ctx.signal({signal!r}): pass a signal declared with dur.signal()")
+        self.runtime._definitions_add_signal(signal)
+        self._enter("signal")
+        try:
+            recorded = self._replay("signal", signal.path)
+            if recorded is _LIVE:
+                record, _ = await self._wait((signal,), [], f"signal {signal.path}")
+                assert record is not None
+                recorded = _signal_payload(record)
+                await self._append("signal", signal.path, recorded, consume=[record.seq])
+            return self._received(signal, recorded)
+        finally:
+            self.busy = False
+
+    async def race(self, arms: Sequence[SignalDef[Any] | Delay]) -> RaceResult[Any]:
+        if not arms:
+            raise ValueError("ctx.race() needs at least one arm: signals and/or dur.delay(...)")
+        names: list[str] = []
+        for arm in arms:
+            if isinstance(arm, SignalDef):
+                self.runtime._definitions_add_signal(arm)
+                names.append(arm.path)
+            elif isinstance(arm, Delay):
+                names.append("delay")
+            else:
+                raise TypeError(
+                    f"ctx.race(..., {arm!r}, ...): arms are signals (dur.signal) and delays "
+                    "(dur.delay.seconds(n), ...)"
+                )
+        name = " | ".join(names)
+        self._enter("race")
+        try:
+            deadlines = await self._deadlines(
+                "race", name, [a.seconds for a in arms if isinstance(a, Delay)]
+            )
+            recorded = self._replay("race", name)
+            if recorded is _LIVE:
+                signals = tuple(a for a in arms if isinstance(a, SignalDef))
+                timers = [
+                    (i, deadline)
+                    for i, deadline in zip(
+                        [i for i, a in enumerate(arms) if isinstance(a, Delay)],
+                        deadlines,
+                        strict=True,
+                    )
+                ]
+                waiting = " | ".join(
+                    f"signal {a.path}" if isinstance(a, SignalDef) else "timer" for a in arms
+                )
+                record, timer = await self._wait(signals, timers, waiting)
+                if record is not None:
+                    index = next(
+                        i for i, a in enumerate(arms)
+                        if isinstance(a, SignalDef) and a.path == record.name
+                    )  # fmt: skip
+                    recorded = {"i": index, **_signal_payload(record)}
+                    await self._append("race", name, recorded, consume=[record.seq])
+                else:
+                    recorded = {"i": timer}
+                    await self._append("race", name, recorded)
+            index = recorded["i"]
+            arm = arms[index]
+            if isinstance(arm, Delay):
+                return RaceResult(arm, index, None, None, True)
+            received = self._received(arm, recorded)
+            return RaceResult(arm, index, received.data, received.params, False)
+        finally:
+            self.busy = False
+
+    async def sleep(self, duration: Delay | float) -> None:
+        if not isinstance(duration, Delay):
+            duration = Delay(duration)
+        self._enter("sleep")
+        try:
+            (deadline,) = await self._deadlines("sleep", "sleep", [duration.seconds])
+            if self._replay("sleep", "sleep") is _LIVE:
+                until = "sleep until " + _time(deadline).isoformat()
+                await self._wait((), [(0, deadline)], until)
+                await self._append("sleep", "sleep", None)
+        finally:
+            self.busy = False
+
+    async def emit(
+        self,
+        signal: SignalDef[Any],
+        data: object,
+        idempotency_key: str | None,
+        params: dict[str, str],
+    ) -> None:
+        runtime = self.runtime
+        if not isinstance(signal, SignalDef):
+            raise TypeError(f"ctx.emit({signal!r}): pass a signal declared with dur.signal()")
+        runtime._definitions_add_signal(signal)
+        signal.check_data(data)
+        _, values = signal.template.fill(params, what=f"ctx.emit({signal.name})")
+        if idempotency_key is not None and not isinstance(idempotency_key, str):
+            raise TypeError(f"ctx.emit(idempotency_key={idempotency_key!r}) must be a str")
+        self._enter("emit")
+        try:
+            if self._replay("emit", signal.path) is not _LIVE:
+                return
+            payload = None if data is None else runtime._codec.encode(data, what=signal.name)
+            new = NewSignal(signal.path, values, payload, idempotency_key)
+            entry = JournalEntry(
+                len(self.journal), "emit", signal.path, runtime._codec.encode(None), runtime.now()
+            )
+            result = await self._commit(journal=[entry], emit=[new], **self._live_changes())
+            self._announce_running()
+            self.journal.append(entry)
+            self.cursor += 1
+            self.last_at = entry.at
+            for emitted in result.emitted:
+                if not emitted.duplicate:
+                    runtime._delivered(new, emitted, entry.at)
+        finally:
+            self.busy = False
+
+    # -- waiting ----------------------------------------------------------------------------------
+
+    async def _deadlines(self, what: str, name: str, delays: list[float]) -> list[float]:
+        """The deadlines of a wait's delays: recorded when it is first reached."""
+        if not delays:
+            return []
+        recorded = self._replay("deadline", name)
+        if recorded is _LIVE:
+            # Written with the wait's next commit (its park, or its outcome): the handler does
+            # not go on before that, so a crash before it leaves nothing observed.
+            runtime = self.runtime
+            now = runtime.now()
+            recorded = [now + seconds for seconds in delays]
+            what = f"deadline of process {self.id}"
+            entry = JournalEntry(
+                len(self.journal), "deadline", name, runtime._codec.encode(recorded, what=what), now
+            )
+            self.staged.append(entry)
+            self.journal.append(entry)
+            self.cursor += 1
+            self.last_at = now
+        return [float(d) for d in recorded]
+
+    async def _wait(
+        self,
+        signals: tuple[SignalDef[Any], ...],
+        timers: list[tuple[int, float]],
+        waiting_on: str,
+    ) -> tuple[SignalRecord | None, int]:
+        """Until one of ``signals`` is in the inbox or a timer is due: the earliest wins.
+
+        Returns (the signal record, -1) or (None, the winning timer's arm index)."""
+        runtime = self.runtime
+        names = {s.path for s in signals}
+        while True:
+            match = next(
+                (r for r in sorted(self.inbox, key=lambda r: r.seq) if r.name in names), None
+            )
+            first_timer = min(timers, key=lambda t: t[1]) if timers else None
+            if match is not None and (first_timer is None or match.created_at < first_timer[1]):
+                self.inbox.remove(match)
+                return match, -1
+            if first_timer is not None and runtime.now() >= first_timer[1]:
+                return None, first_timer[0]
+            # park: the store keeps the wait; the lease goes unless a signal is ready already
+            result = await self._commit(
+                status=Status.SUSPENDED, waiting_on=waiting_on, waits=sorted(names),
+                timers=[Timer(f"t{i}", at) for i, at in timers], due_at=None, release=True,
+            )  # fmt: skip
+            self.status = Status.SUSPENDED
+            if result.ready:
+                self._take(result.ready)
+                continue
+            if not self.announced:
+                self.announced = True
+                runtime._process_event(self, "suspended", waiting_on)
+            loaded = await self._park()
+            self.epoch = loaded.process.lease_epoch
+            self.inbox = list(loaded.inbox)
+
+    def _take(self, records: Sequence[SignalRecord]) -> None:
+        known = {r.seq for r in self.inbox}
+        self.inbox.extend(r for r in records if r.seq not in known)
+
+    async def _park(self) -> LoadedProcess:
+        """Wait, resident, until the runtime hands over a fresh claim of this process."""
+        runtime = self.runtime
+        if not runtime._may_park(self):
+            self.dropped = True
+            raise _Parked(self.id)
+        self.parked = True
+        self.woken = trio.Event()
+        try:
+            with trio.move_on_after(runtime._idle_after):
+                await self.woken.wait()
+        finally:
+            self.parked = False
+        loaded = self.handover
+        self.handover = None
+        if loaded is None:  # idle for too long: passivate
+            runtime._unpark(self)
+            self.dropped = True
+            raise _Parked(self.id)
+        return loaded
+
+    def resume(self, loaded: LoadedProcess) -> bool:
+        """Hand a fresh claim to this parked run; False if it cannot go on from it."""
+        process = loaded.process
+        if (
+            not self.parked
+            or self.dropped
+            or self.woken.is_set()
+            or process.journal_length != len(self.journal)
+            or process.status is not Status.SUSPENDED
+        ):
+            return False
+        self.handover = loaded
+        self.woken.set()
+        return True
+
+    def drop(self) -> None:
+        """End this run (passivation, a newer run, a cancel from here): it commits nothing."""
+        self.dropped = True
+        self.scope.cancel()
+
+    def _received(self, signal: SignalDef[Any], recorded: dict[str, Any]) -> SignalReceived[Any]:
+        raw = recorded.get("d")
+        data = None
+        if raw is not None:
+            what = f"data of signal {signal.path} (seq {recorded['s']}) for process {self.id}"
+            data = self.runtime._codec.decode(raw, what=what)
+        return SignalReceived(signal, data, dict(recorded["p"]), recorded["s"])
+
+
+class StepFailed(DurableError):
+    """Raised in a replay for a step whose attempts ran out, when its exception class cannot
+    be rebuilt (it is not loaded, or does not take one message argument): ``error`` is the
+    original's ``"Type: message"``."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _rebuild_error(recorded: dict[str, Any]) -> Exception:
+    """The recorded exception of a failed step, rebuilt as its class with its message when
+    that class is a builtin or defined in an already-loaded module (nothing is imported)."""
+    module = sys.modules.get(str(recorded.get("m")))
+    found: Any = module
+    for part in str(recorded.get("t")).split("."):
+        found = getattr(found, part, None)
+    if isinstance(found, type) and issubclass(found, Exception):
+        try:
+            return found(recorded.get("a", ""))
+        except Exception:
+            pass
+    return StepFailed(str(recorded["e"]))
+
+
+_LIVE: Any = object()
+
+
+def _signal_payload(record: SignalRecord) -> dict[str, Any]:
+    return {"s": record.seq, "d": record.payload, "p": dict(record.params)}
