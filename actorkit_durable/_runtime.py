@@ -635,12 +635,13 @@ class Runtime:
             self._notify()
             for loaded in mine:
                 await self._activate_due(loaded)
-            for record in await store.query(owner=self._owner, due_by=now, kind=KIND):
-                activation = self._resident.get(record.id)
-                if activation is not None and not activation.passivating:
-                    fresh = await store.load(record.id)
-                    if fresh is not None:
-                        activation.deliver(fresh.inbox)
+            if self._resident:  # signals other clients sent to resident actors
+                for record in await store.query(owner=self._owner, due_by=now, kind=KIND):
+                    activation = self._resident.get(record.id)
+                    if activation is not None and not activation.passivating:
+                        fresh = await store.load(record.id)
+                        if fresh is not None:
+                            activation.deliver(fresh.inbox)
             if len(batch.claimed) == 100:
                 continue
             deadline = math.inf

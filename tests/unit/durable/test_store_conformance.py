@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from actorkit_durable._store import (
     ANY_SIGNAL,
+    NEW_SIGNAL,
     Commit,
     JournalEntry,
     LeaseLost,
@@ -487,6 +488,19 @@ async def test_emit_after_park_wakes_the_process(store: Store) -> None:
     batch = await store.claim(OTHER, now=3.0, lease_for=5.0)
     assert [c.process.id for c in batch.claimed] == ["p"]
     assert [s.name for s in batch.claimed[0].inbox] == ["t", "s"]
+
+
+async def test_new_signal_wait_ignores_the_inbox_and_wakes_on_the_next(store: Store) -> None:
+    epoch = await leased(store, "p")
+    old = await store.emit(NewSignal("s", {"id": "p"}, b"old"), now=1.0)
+    parked = await store.commit(park("p", epoch, NEW_SIGNAL), now=2.0)
+    # the signal already in the inbox does not count: the lease goes, nothing is due
+    assert (parked.ready, parked.process.due_at, parked.process.lease_owner) == ((), None, None)
+    emitted = await store.emit(NewSignal("t", {"id": "p"}, b"new"), now=3.0)
+    assert emitted.woken == ("p",)
+    batch = await store.claim(OTHER, now=3.0, lease_for=5.0)
+    assert [c.process.id for c in batch.claimed] == ["p"]
+    assert [s.seq for s in batch.claimed[0].inbox] == [old.seq, emitted.seq]
 
 
 async def test_emit_racing_park_never_loses_a_wakeup(backend: Backend, store: Store) -> None:
