@@ -13,11 +13,13 @@ does not match the entry at its position (another kind or name) raises ``Nondete
 Two speeds: a waiting run parks (the store keeps what it waits for, the lease is released) and
 stays resident; when the runtime claims the process again (a signal made it due, its timer
 came), the claim is handed to the parked run, which goes on without replay. A parked run over
-the resident cap or idle too long is dropped (cancelled): the next wake replays.
+the resident cap (the least recently parked first, as a cache) is dropped (cancelled): the
+next wake replays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import math
@@ -494,6 +496,17 @@ class ProcessRun:
             await self._finish(*outcome)
         except _Parked:
             return
+        except trio.Cancelled:
+            # the runtime is closing: step results not written yet are written now, so that
+            # those steps do not run again in the next runtime
+            if self.staged and not self.dropped:
+                with (
+                    trio.CancelScope(shield=True),
+                    trio.move_on_after(_FLUSH_GRACE),
+                    contextlib.suppress(_Parked, Exception),
+                ):
+                    await self._commit(**self._live_changes())
+            raise
         finally:
             runtime._run_ended(self)
             self.done.set()
@@ -544,7 +557,7 @@ class ProcessRun:
         if self.dropped:
             raise _Parked(self.id)
         if self.staged:
-            changes["journal"] = [*self.staged, *changes.get("journal", ())]
+            changes["journal"] = self.staged
             self.staged = []
         try:
             result = await runtime._store.commit(
@@ -570,6 +583,18 @@ class ProcessRun:
         return changes
 
     async def _append(self, kind: str, name: str, payload: object, **changes: Any) -> JournalEntry:
+        """Record an entry now (with whatever is staged), before the handler goes on."""
+        entry = self._stage(kind, name, payload)
+        await self._commit(**{**self._live_changes(), **changes})
+        self._announce_running()
+        return entry
+
+    def _stage(self, kind: str, name: str, payload: object) -> JournalEntry:
+        """An entry for the next commit. Staging is for results the handler may go on with
+        before they are durable because what it runs until its next durable operation is
+        deterministic and has no effects: a step's result is written with the next wait, the
+        completion, or before the next step runs (so a crash can only re-run the step whose
+        result was not written yet, as without staging)."""
         runtime = self.runtime
         entry = JournalEntry(
             len(self.journal),
@@ -578,8 +603,7 @@ class ProcessRun:
             runtime._codec.encode(payload, what=f"{kind} {name!r} of process {self.id}"),
             runtime.now(),
         )
-        await self._commit(journal=[entry], **{**self._live_changes(), **changes})
-        self._announce_running()
+        self.staged.append(entry)
         self.journal.append(entry)
         self.cursor += 1
         self.last_at = entry.at
@@ -656,6 +680,9 @@ class ProcessRun:
                 if "e" in recorded:
                     raise _rebuild_error(recorded)
                 return recorded["v"]
+            if self.staged:  # the previous step's result is durable before this one runs
+                await self._commit(**self._live_changes())
+                self._announce_running()
             attempt = 0
             while True:
                 attempt += 1
@@ -679,9 +706,9 @@ class ProcessRun:
                         "e": describe_error(exc), "m": type(exc).__module__,
                         "t": type(exc).__qualname__, "a": str(exc),
                     }  # fmt: skip
-                    await self._append("step", name, failure)
+                    self._stage("step", name, failure)
                     raise
-                await self._append("step", name, {"v": value})
+                self._stage("step", name, {"v": value})
                 return value
         finally:
             self.busy = False
@@ -791,14 +818,9 @@ class ProcessRun:
                 return
             payload = None if data is None else runtime._codec.encode(data, what=signal.name)
             new = NewSignal(signal.path, values, payload, idempotency_key)
-            entry = JournalEntry(
-                len(self.journal), "emit", signal.path, runtime._codec.encode(None), runtime.now()
-            )
-            result = await self._commit(journal=[entry], emit=[new], **self._live_changes())
+            entry = self._stage("emit", signal.path, None)
+            result = await self._commit(emit=[new], **self._live_changes())
             self._announce_running()
-            self.journal.append(entry)
-            self.cursor += 1
-            self.last_at = entry.at
             for emitted in result.emitted:
                 if not emitted.duplicate:
                     runtime._delivered(new, emitted, entry.at)
@@ -815,17 +837,9 @@ class ProcessRun:
         if recorded is _LIVE:
             # Written with the wait's next commit (its park, or its outcome): the handler does
             # not go on before that, so a crash before it leaves nothing observed.
-            runtime = self.runtime
-            now = runtime.now()
+            now = self.runtime.now()
             recorded = [now + seconds for seconds in delays]
-            what = f"deadline of process {self.id}"
-            entry = JournalEntry(
-                len(self.journal), "deadline", name, runtime._codec.encode(recorded, what=what), now
-            )
-            self.staged.append(entry)
-            self.journal.append(entry)
-            self.cursor += 1
-            self.last_at = now
+            self._stage("deadline", name, recorded)
         return [float(d) for d in recorded]
 
     async def _wait(
@@ -851,8 +865,12 @@ class ProcessRun:
                 return None, first_timer[0]
             # park: the store keeps the wait; the lease goes unless a signal is ready already
             result = await self._commit(
-                status=Status.SUSPENDED, waiting_on=waiting_on, waits=sorted(names),
-                timers=[Timer(f"t{i}", at) for i, at in timers], due_at=None, release=True,
+                **{
+                    **self._live_changes(),
+                    "status": Status.SUSPENDED, "waiting_on": waiting_on, "waits": sorted(names),
+                    "timers": [Timer(f"t{i}", at) for i, at in timers], "due_at": None,
+                    "release": True,
+                }
             )  # fmt: skip
             self.status = Status.SUSPENDED
             if result.ready:
@@ -878,16 +896,12 @@ class ProcessRun:
         self.parked = True
         self.woken = trio.Event()
         try:
-            with trio.move_on_after(runtime._idle_after):
-                await self.woken.wait()
+            await self.woken.wait()
         finally:
             self.parked = False
         loaded = self.handover
+        assert loaded is not None
         self.handover = None
-        if loaded is None:  # idle for too long: passivate
-            runtime._unpark(self)
-            self.dropped = True
-            raise _Parked(self.id)
         return loaded
 
     def resume(self, loaded: LoadedProcess) -> bool:
@@ -945,6 +959,9 @@ def _rebuild_error(recorded: dict[str, Any]) -> Exception:
 
 
 _LIVE: Any = object()
+
+_FLUSH_GRACE = 5.0
+"""Seconds a closing runtime gives a run to write its staged journal entries."""
 
 
 def _signal_payload(record: SignalRecord) -> dict[str, Any]:

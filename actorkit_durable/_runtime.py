@@ -72,8 +72,10 @@ class RuntimeStatistics:
     resident: int
     """Persistent actors active in this runtime."""
     activations: int
-    """Activations since the runtime opened (first ones and re-activations)."""
+    """Activations since the runtime opened: of persistent actors (first ones and
+    re-activations) and of processes (each run of a process: its start, a rebuild by replay)."""
     passivations: int
+    """Actors passivated and waiting processes dropped from memory (the resident cap)."""
     commits: int
     """Commits made by persistent actors and processes (snapshots, journal entries, waits)."""
     running: int
@@ -241,9 +243,10 @@ class Runtime:
         if self._closing:
             raise ak.SystemClosed(f"the durable runtime is closing; cannot start {process_id}")
         now = self.now()
+        # created leased to this runtime, which runs it at once: RUNNING from the start
         new = NewProcess(
             process_id, PROCESS_KIND, definition.path, values, input=payload,
-            status=Status.PENDING, due_at=now,
+            status=Status.RUNNING, due_at=now,
         )  # fmt: skip
         record, created = await self._store.create(
             new, now=now, owner=self._owner, lease_for=self._lease_for
@@ -288,7 +291,13 @@ class Runtime:
             if loaded.process.status is not Status.FAILED:  # changed meanwhile
                 await self._store.release(self._owner, [record.id])
                 return
-            self._begin(definition, loaded)
+            now = self.now()
+            result = await self._store.commit(
+                Commit(record.id, loaded.process.lease_epoch, status=Status.RUNNING, error=None,
+                       due_at=now),
+                now=now,
+            )  # fmt: skip
+            self._begin(definition, attrs.evolve(loaded, process=result.process))
 
     async def query(
         self, status: Status | None = None, *, path: str | None = None
@@ -377,6 +386,7 @@ class Runtime:
             previous.drop()
         run = ProcessRun(self, definition, loaded)
         self._runs[run.id] = run
+        self._activations += 1
         self._nursery.start_soon(run.main, name=f"process {run.id}")
 
     def _process_due(self, loaded: LoadedProcess) -> None:
@@ -393,13 +403,17 @@ class Runtime:
 
     def _may_park(self, run: ProcessRun) -> bool:
         """A run is about to wait resident; False if it should end instead (cap, closing)."""
-        if self._closing or self._max_resident == 0 or self._runs.get(run.id) is not run:
+        if self._closing or self._runs.get(run.id) is not run:
+            return False
+        if self._max_resident == 0:
+            self._passivations += 1
             return False
         parked = self._parked
         parked[run.id] = run
         while len(parked) > self._max_resident:
             _, oldest = parked.popitem(last=False)
             oldest.drop()
+            self._passivations += 1
         return True
 
     def _unpark(self, run: ProcessRun) -> None:
@@ -774,7 +788,7 @@ async def open_runtime(
     signals: Iterable[object] = (),
     actors: Iterable[PersistentActor[Any, Any]] = (),
     start_time: datetime | None = None,
-    on_event: Callable[[ak.Event], object] | None = None,
+    on_event: Callable[[Any], object] | None = None,
     idle_after: float = 60.0,
     max_resident: int = 10_000,
     lease_for: float | None = None,
@@ -786,10 +800,11 @@ async def open_runtime(
     persistent actor definitions it may activate; ``signals``: ``dur.Signals`` subclasses (or
     single signals) whose data classes it decodes; ``app``: a ``dur.App`` bundling the three.
     ``start_time``: the durable wall time at opening (default: now, UTC). ``idle_after``:
-    seconds without a message after which a persistent actor (or a resident waiting process)
-    is passivated; ``max_resident``: the most resident activations
-    (0: every message rebuilds its actor from the snapshot), and separately the most resident
-    waiting processes (0: every wake rebuilds the process by replaying its journal).
+    seconds without a message after which a persistent actor is passivated;
+    ``max_resident``: the most resident actor activations (0: every message rebuilds its actor
+    from the snapshot), and separately the most waiting processes kept resident, least
+    recently parked dropped first (0: every wake rebuilds the process by replaying its
+    journal).
     ``lease_for``: how long a lease lasts without renewal (default 30 s; unbounded on a memory
     store, which no other process can share). ``on_event`` receives the actorkit events of
     the runtime's actors and a ``dur.ProcessEvent`` for each transition of a process.
@@ -798,8 +813,9 @@ async def open_runtime(
     mid-run are re-run from their journal and due timers fire.
 
     Leaving the block (also by Ctrl-C) passivates every resident actor (their ``on_stop``
-    runs), ends every process run where it is (a run mid-step goes on from its last recorded
-    point in the next runtime) and releases this runtime's leases; messages still queued in
+    runs), ends every process run where it is (step results not written yet are written
+    first; a run mid-step goes on from its last recorded point in the next runtime) and
+    releases this runtime's leases; messages still queued in
     memory are dropped as dead letters.
     """
     if app is not None:
