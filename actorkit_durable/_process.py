@@ -217,7 +217,8 @@ class RaceResult(Generic[T]):
 
     arm: object
     index: int
-    data: T | None
+    data: T
+    """The signal's data; None when a delay won (or the signal carries none)."""
     params: dict[str, str] | None
     timed_out: bool
 
@@ -778,7 +779,7 @@ class ProcessRun:
             index = recorded["i"]
             arm = arms[index]
             if isinstance(arm, Delay):
-                return RaceResult(arm, index, None, None, True)
+                return RaceResult[Any](arm, index, None, None, True)
             received = self._received(arm, recorded)
             return RaceResult(arm, index, received.data, received.params, False)
         finally:

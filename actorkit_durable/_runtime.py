@@ -757,15 +757,21 @@ class Definitions:
         return cls(by_path, by_signal, by_process)
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class App:
     """Definitions bundled for ``open_runtime(store, app=app)`` and the command line."""
 
-    processes: tuple[ProcessDef[Any], ...] = attrs.field(default=(), converter=tuple)
-    signals: tuple[object, ...] = attrs.field(default=(), converter=tuple)
-    actors: tuple[PersistentActor[Any, Any], ...] = attrs.field(default=(), converter=tuple)
+    processes: tuple[ProcessDef[Any], ...]
+    signals: tuple[object, ...]
+    actors: tuple[PersistentActor[Any, Any], ...]
 
-    def __attrs_post_init__(self) -> None:
+    def __init__(
+        self,
+        processes: Iterable[ProcessDef[Any]] = (),
+        signals: Iterable[object] = (),
+        actors: Iterable[PersistentActor[Any, Any]] = (),
+    ) -> None:
+        self.__attrs_init__(tuple(processes), tuple(signals), tuple(actors))
         Definitions.of(self.actors, self.signals, self.processes)  # errors now, not at open
 
 
