@@ -449,8 +449,12 @@ class ProcessRun:
         self.busy = False
         self.staged: list[JournalEntry] = []
         """Entries to write with the next commit (a wait's deadlines go with its park)."""
-        self.announced = False
-        """A "suspended" event was given since the last "running" one."""
+        self.announced = record.status is Status.SUSPENDED
+        """A "suspended" event was given (by this run or a previous one) since the last
+        "running" one: the next live commit announces "running"."""
+        self.rerun_failed = False
+        """Begun by ``rt.retry`` of a FAILED process: a step failure recorded as the last
+        journal entry runs again instead of being replayed."""
         self.nondeterminism: NondeterminismError | None = None
         self.cancel_requested = False
         self.dropped = False
@@ -646,6 +650,12 @@ class ProcessRun:
             entry.payload, what=f"journal entry {entry.seq} of process {self.id}"
         )
 
+    def _next_is(self, kind: str, name: str) -> bool:
+        if self.cursor >= len(self.journal):
+            return False
+        entry = self.journal[self.cursor]
+        return entry.kind == kind and entry.name == name
+
     def _enter(self, what: str) -> None:
         if self.busy:
             raise RuntimeError(
@@ -676,11 +686,19 @@ class ProcessRun:
             raise ValueError(f"ctx.step(timeout={timeout!r}) must be seconds > 0, or None")
         self._enter("step")
         try:
+            kind = "step"
             recorded = self._replay("step", name)
             if recorded is not _LIVE:
-                if "e" in recorded:
+                while "e" in recorded and self._next_is("retried", name):
+                    recorded = self._replay("retried", name)
+                if "v" in recorded:
+                    return recorded["v"]
+                if not (self.rerun_failed and self.cursor == len(self.journal)):
                     raise _rebuild_error(recorded)
-                return recorded["v"]
+                # rt.retry of a process that failed here: run the step again, recorded as a
+                # "retried" entry that supersedes the failure in later replays
+                self.rerun_failed = False
+                kind = "retried"
             if self.staged:  # the previous step's result is durable before this one runs
                 await self._commit(**self._live_changes())
                 self._announce_running()
@@ -707,9 +725,9 @@ class ProcessRun:
                         "e": describe_error(exc), "m": type(exc).__module__,
                         "t": type(exc).__qualname__, "a": str(exc),
                     }  # fmt: skip
-                    self._stage("step", name, failure)
+                    self._stage(kind, name, failure)
                     raise
-                self._stage("step", name, {"v": value})
+                self._stage(kind, name, {"v": value})
                 return value
         finally:
             self.busy = False

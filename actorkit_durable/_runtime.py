@@ -12,8 +12,10 @@ the runtime opened, as POSIX seconds in the store, so a runtime under ``MockCloc
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
+import sys
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -117,9 +119,12 @@ class Runtime:
         self._processes = definitions.processes
         self._signals = definitions.signals
         self._on_event = on_event
+        self._runnable = frozenset(self._actors) | frozenset(self._processes)
+        """Path templates this runtime can run: it claims only those."""
         for signal in self._signals.values():
             if signal.data is not None and attrs.has(signal.data):
                 self._codec.register(signal.data)
+        _register_module_records(definitions)
         self._supervisors: dict[str, ak.Supervisor] = {}
         self._resident: OrderedDict[str, Activation] = OrderedDict()  # least recently used first
         self._activating: dict[str, trio.Event] = {}
@@ -297,7 +302,9 @@ class Runtime:
                        due_at=now),
                 now=now,
             )  # fmt: skip
-            self._begin(definition, attrs.evolve(loaded, process=result.process))
+            run = self._begin(definition, attrs.evolve(loaded, process=result.process))
+            run.rerun_failed = True
+            self._emit_event(ProcessEvent(record.id, record.path, "running", "retried", now))
 
     async def query(
         self, status: Status | None = None, *, path: str | None = None
@@ -377,7 +384,7 @@ class Runtime:
             with trio.move_on_after(0.5 if math.isfinite(self._lease_for) else math.inf):
                 await store.wait_for_change(seen)
 
-    def _begin(self, definition: ProcessDef[Any], loaded: LoadedProcess) -> None:
+    def _begin(self, definition: ProcessDef[Any], loaded: LoadedProcess) -> ProcessRun:
         """Run (or re-run, by replay) a process this runtime has just leased."""
         assert self._nursery is not None
         previous = self._runs.get(loaded.process.id)
@@ -388,6 +395,7 @@ class Runtime:
         self._runs[run.id] = run
         self._activations += 1
         self._nursery.start_soon(run.main, name=f"process {run.id}")
+        return run
 
     def _process_due(self, loaded: LoadedProcess) -> None:
         process = loaded.process
@@ -636,7 +644,9 @@ class Runtime:
         while True:
             seen = store.version
             now = self.now()
-            batch = await store.claim(self._owner, now=now, lease_for=self._lease_for, limit=100)
+            batch = await store.claim(
+                self._owner, now=now, lease_for=self._lease_for, limit=100, paths=self._runnable
+            )
             mine = []
             for loaded in batch.claimed:
                 if loaded.process.kind == PROCESS_KIND:
@@ -703,6 +713,29 @@ class Runtime:
         while True:
             await trio.sleep(period)
             await self._store.renew(self._owner, now=self.now(), lease_for=self._lease_for)
+
+
+def _register_module_records(definitions: Definitions) -> None:
+    """Make the attrs classes and enums defined at the top level of the modules that define
+    the processes, actors and signals known to the codec, so that a process's inputs and step
+    results decode after a restart without ``@dur.record`` (nothing is imported: the modules
+    are loaded already). Classes elsewhere are known once encoded, or with ``@dur.record``."""
+    functions: list[object] = [d.fn for d in definitions.processes.values()]
+    functions += [d.handle for d in definitions.actors.values()]
+    names = {getattr(f, "__module__", None) for f in functions}
+    names |= {s.data.__module__ for s in definitions.signals.values() if s.data is not None}
+    for name in sorted(n for n in names if isinstance(n, str)):
+        module = sys.modules.get(name)
+        for value in list(vars(module).values()) if module is not None else ():
+            if (
+                isinstance(value, type)
+                and value.__module__ == name
+                and (attrs.has(value) or issubclass(value, enum.Enum))
+            ):
+                try:
+                    Codec.register(value)
+                except ValueError:  # its name is taken by another class: it stays unknown
+                    logger.warning("the codec cannot register %r: its name is taken", value)
 
 
 @attrs.frozen
@@ -859,7 +892,8 @@ async def open_runtime(
                 await runtime._wake_suspended()
                 async with trio.open_nursery() as nursery:
                     runtime._nursery = nursery
-                    nursery.start_soon(runtime._serve_due, name="actorkit_durable due loop")
+                    if runtime._runnable:  # a runtime that only emits claims nothing
+                        nursery.start_soon(runtime._serve_due, name="actorkit_durable due loop")
                     if lease < math.inf:
                         nursery.start_soon(runtime._renew_leases, name="actorkit_durable leases")
                     try:

@@ -294,16 +294,20 @@ class MemoryStore:
         lease_for: float,
         limit: int = 100,
         ids: Collection[str] | None = None,
+        paths: Collection[str] | None = None,
     ) -> ClaimBatch:
         await self._enter()
         self._operations += 1
+        runnable = None if paths is None else frozenset(paths)
         if ids is not None:
             chosen = sorted(pid for pid in set(ids) if self._claimable(pid, now))
         else:
             due = sorted(
                 (record.due_at, pid)
                 for pid, record in self._processes.items()
-                if record.due_at is not None and record.due_at <= now
+                if record.due_at is not None
+                and record.due_at <= now
+                and (runnable is None or record.path in runnable)
             )
             chosen = [pid for _, pid in due if self._claimable(pid, now)][: max(limit, 0)]
         for pid in chosen:
@@ -316,17 +320,19 @@ class MemoryStore:
             )
         return ClaimBatch(
             claimed=tuple(self._loaded(pid) for pid in chosen),
-            next_due_at=self._next_due_at(owner, now),
+            next_due_at=self._next_due_at(owner, now, runnable),
         )
 
     def _claimable(self, process_id: str, now: float) -> bool:
         record = self._processes.get(process_id)
         return record is not None and not lease_is_live(record.lease_owner, record.lease_until, now)
 
-    def _next_due_at(self, owner: str, now: float) -> float | None:
+    def _next_due_at(self, owner: str, now: float, runnable: frozenset[str] | None) -> float | None:
         times = []
         for record in self._processes.values():
             if record.due_at is None or record.lease_owner == owner:
+                continue
+            if runnable is not None and record.path not in runnable:
                 continue
             if lease_is_live(record.lease_owner, record.lease_until, now):
                 assert record.lease_until is not None

@@ -340,11 +340,14 @@ class Store(Protocol):
         lease_for: float,
         limit: int = 100,
         ids: Collection[str] | None = None,
+        paths: Collection[str] | None = None,
     ) -> ClaimBatch:
         """Lease up to ``limit`` due processes (earliest ``due_at`` first) with no live lease.
 
-        With ``ids``: those processes instead, due or not, finished or not (activation,
-        retry, cancel), each unless another live lease holds it."""
+        With ``paths``: only processes of those path templates (what the runner can run;
+        ``next_due_at`` then counts only those too). With ``ids``: those processes instead,
+        due or not, finished or not (activation, retry, cancel), each unless another live
+        lease holds it."""
         ...
 
     async def renew(self, owner: str, *, now: float, lease_for: float) -> frozenset[str]:

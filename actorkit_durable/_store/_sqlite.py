@@ -194,10 +194,12 @@ class SQLiteStore:
         lease_for: float,
         limit: int = 100,
         ids: Collection[str] | None = None,
+        paths: Collection[str] | None = None,
     ) -> ClaimBatch:
         chosen = None if ids is None else sorted(set(ids))
+        runnable = None if paths is None else sorted(set(paths))
         return await self._call(
-            lambda c: (claim_processes(c, owner, now, lease_for, limit, chosen), False)
+            lambda c: (claim_processes(c, owner, now, lease_for, limit, chosen, runnable), False)
         )
 
     async def renew(self, owner: str, *, now: float, lease_for: float) -> frozenset[str]:

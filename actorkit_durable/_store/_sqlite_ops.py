@@ -328,13 +328,18 @@ def claim_processes(
     lease_for: float,
     limit: int,
     ids: list[str] | None,
+    paths: list[str] | None = None,
 ) -> ClaimBatch:
-    free = {"now": now}
+    free: dict[str, object] = {"now": now}
+    only = ""
+    if paths is not None:
+        only = "AND path IN (" + ", ".join(f":path{i}" for i in range(len(paths))) + ") "
+        free.update({f"path{i}": path for i, path in enumerate(paths)})
     if ids is None:
         rows = connection.execute(
-            "SELECT id FROM process WHERE due_at IS NOT NULL AND due_at <= :now "
+            f"SELECT id FROM process WHERE due_at IS NOT NULL AND due_at <= :now {only}"
             f"AND NOT {_LIVE_LEASE} ORDER BY due_at, id LIMIT :limit",
-            {"now": now, "limit": max(limit, 0)},
+            {**free, "limit": max(limit, 0)},
         )
         chosen = [row[0] for row in rows]
     else:
@@ -357,9 +362,9 @@ def claim_processes(
         claimed.append(loaded)
     next_due = connection.execute(
         f"SELECT min(CASE WHEN {_LIVE_LEASE} THEN max(due_at, lease_until) ELSE due_at END) "
-        "FROM process WHERE due_at IS NOT NULL "
+        f"FROM process WHERE due_at IS NOT NULL {only}"
         "AND (lease_owner IS NULL OR lease_owner != :owner)",
-        {"now": now, "owner": owner},
+        {**free, "owner": owner},
     ).fetchone()[0]
     return ClaimBatch(claimed=tuple(claimed), next_due_at=next_due)
 

@@ -17,6 +17,7 @@ import pytest
 
 import actorkit
 import actorkit.testing
+import actorkit_durable
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -122,14 +123,16 @@ def public_names(module: ModuleType) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("module", [actorkit, actorkit.testing], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [actorkit, actorkit.testing, actorkit_durable], ids=lambda m: m.__name__
+)
 def test_reference_covers_every_public_name(module: ModuleType) -> None:
     reference = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
     missing = [
         name
         for name in public_names(module)
         if name not in NOT_YET_DOCUMENTED
-        and not re.search(rf"`(ak\.|actorkit\.testing\.)?{name}\b", reference)
+        and not re.search(rf"`(ak\.|actorkit\.testing\.|dur\.)?{name}\b", reference)
     ]
     assert not missing, f"docs/reference.md does not document {module.__name__}: {missing}"
 

@@ -1692,3 +1692,123 @@ async def test_seed_deploy_that_changes_a_handler(
             assert await old.wait() == "reserved-old"
             assert (await old.state()).last_error is None
     assert sorted(RESERVED) == ["new", "old"]
+
+
+async def test_a_runtime_that_only_emits_leaves_the_processes_to_the_one_that_runs_them(
+    autojump_clock: trio.testing.MockClock, cap: int
+) -> None:
+    @dur.process("/job/:job")
+    async def proc(ctx: dur.Context, job: str) -> str:
+        await ctx.signal(Flow.go)
+        return "went"
+
+    store = dur.MemoryStore()
+    with trio.fail_after(TIMEOUT):
+        async with open_rt(store, proc, cap=cap) as worker:
+            h = await worker.start(proc, job="j1")
+            await suspended(h)
+            # a front end: no definitions, so it claims nothing (memory leases never expire)
+            async with open_rt(store, cap=cap) as emitter:
+                assert await emitter.emit(Flow.go, job="j1") == 1
+                assert await h.wait() == "went"
+                assert emitter.statistics().activations == 0
+
+
+async def test_retry_of_a_process_failed_at_a_step_calls_the_step_again(
+    autojump_clock: trio.testing.MockClock, cap: int
+) -> None:
+    calls: list[bool] = []
+    down = {"on": True}
+
+    def archive() -> str:
+        calls.append(down["on"])
+        if down["on"]:
+            raise ConnectionError("archive down")
+        return "archived"
+
+    @dur.process("/job/:job")
+    async def proc(ctx: dur.Context, job: str) -> str:
+        result = await ctx.step(
+            archive, name="archive", retry=dur.Retry(max_attempts=2, initial=1.0)
+        )
+        await ctx.signal(Flow.go)  # a wake after the retry: with cap 0, a replay
+        return result
+
+    store = dur.MemoryStore()
+    with trio.fail_after(TIMEOUT):
+        async with open_rt(store, proc, cap=cap) as rt:
+            h = await rt.start(proc, job="j1")
+            with pytest.raises(dur.ProcessFailed, match="ConnectionError: archive down"):
+                await h.wait()
+            assert calls == [True, True]
+            down["on"] = False
+            await rt.retry(h.id)
+            await suspended(h)
+            assert calls == [True, True, False]  # the step ran again, once
+            assert await rt.emit(Flow.go, job="j1") == 1
+            assert await h.wait() == "archived"
+        async with open_rt(store, proc, cap=cap) as rt:  # a fresh replay uses the new outcome
+            loaded = await store.load(h.id)
+            assert loaded is not None
+            kinds = [(e.kind, e.name) for e in loaded.journal]
+            assert kinds == [("step", "archive"), ("retried", "archive"), ("signal", Flow.go.path)]
+    assert calls == [True, True, False]
+
+
+async def test_running_is_announced_after_every_suspension(
+    autojump_clock: trio.testing.MockClock, cap: int
+) -> None:
+    events: list[str] = []
+
+    @dur.process("/job/:job")
+    async def proc(ctx: dur.Context, job: str) -> str:
+        await ctx.signal(Flow.go)
+        await ctx.sleep(HOUR)
+        return "done"
+
+    def on_event(event: object) -> None:
+        if isinstance(event, dur.ProcessEvent):
+            events.append(event.status)
+
+    with trio.fail_after(TIMEOUT):
+        async with open_rt(dur.MemoryStore(), proc, cap=cap, on_event=on_event) as rt:
+            h = await rt.start(proc, job="j1")
+            await suspended(h)
+            assert await rt.emit(Flow.go, job="j1") == 1
+            assert await h.wait() == "done"
+    assert events == [
+        "started", "suspended", "running", "suspended", "running", "completed"
+    ]  # fmt: skip
+
+
+def test_attrs_classes_of_a_definitions_module_are_known_to_the_codec() -> None:
+    import sys
+    import types
+
+    from actorkit_durable._records import REGISTRY
+
+    module = types.ModuleType("tests_generated_shipping")
+    source = (
+        "import attrs\n"
+        "import actorkit_durable as dur\n"
+        "@dur.process('/parcel/:parcel')\n"
+        "async def parcel(ctx, parcel):\n"
+        "    return Label(parcel)\n"
+        "@attrs.frozen\n"
+        "class Label:\n"
+        "    code: str\n"
+    )
+    sys.modules[module.__name__] = module
+    try:
+        exec(compile(source, "<generated>", "exec"), module.__dict__)
+        label = module.__dict__["Label"]
+        assert "tests_generated_shipping:Label" not in REGISTRY.by_name  # not encoded yet
+
+        async def main() -> None:
+            async with dur.open_runtime("memory://", processes=[module.__dict__["parcel"]]):
+                pass
+
+        trio.run(main)
+        assert REGISTRY.by_name["tests_generated_shipping:Label"] is label
+    finally:
+        del sys.modules[module.__name__]

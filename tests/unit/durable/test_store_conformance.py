@@ -566,6 +566,18 @@ async def test_claim_takes_due_work_in_order(store: Store) -> None:
     assert other.next_due_at == 15.0  # when OWNER's leases end
 
 
+async def test_claim_takes_only_the_paths_it_is_given(store: Store) -> None:
+    await store.create(NewProcess("a", "process", "/a", {"id": "a"}, due_at=1.0), now=0.0)
+    await store.create(NewProcess("b", "process", "/b", {"id": "b"}, due_at=2.0), now=0.0)
+    await store.create(NewProcess("c", "process", "/b", {"id": "c"}, due_at=9.0), now=0.0)
+    assert (await store.claim(OWNER, now=5.0, lease_for=10.0, paths=[])).claimed == ()
+    batch = await store.claim(OWNER, now=5.0, lease_for=10.0, paths=["/b"])
+    assert [c.process.id for c in batch.claimed] == ["b"]
+    assert batch.next_due_at == 9.0  # "a" (due at 1.0) is not one of the runner's paths
+    batch = await store.claim(OTHER, now=5.0, lease_for=10.0)
+    assert [c.process.id for c in batch.claimed] == ["a"]
+
+
 async def test_live_lease_is_not_claimed_expired_is(store: Store) -> None:
     await store.create(new("p"), now=0.0)
     batch = await store.claim(OWNER, now=10.0, lease_for=5.0)
