@@ -4,9 +4,10 @@ Run them with ``python -m benchmarks`` (``--help`` for the options). Each worklo
 its own module (``messaging``: W1 one-way sends and W3 ping-pong; ``asks``: W2 sequential
 asks; ``lifecycle``: W4 spawning, stopping and the memory of idle actors; ``restarts``: W5
 supervised restarts; ``durable_actors``: PA1-PA3 persistent actors on SQLite, against the
-raw SQLite single-row commit rate of the same disk); ``_report`` holds
-the shared timing, table and JSON code. These are scripts, never timed tests: they report
-ratios, and the machine they run on decides the absolute numbers.
+raw SQLite single-row commit rate of the same disk; ``durable_processes``: D1-D5 durable
+processes on SQLite: steps/s, emit-to-wake latency, durable sleeps, recovery after SIGKILL);
+``_report`` holds the shared timing, table and JSON code. These are scripts, never timed
+tests: they report ratios, and the machine they run on decides the absolute numbers.
 
 The mailbox settings below apply to every actorkit actor the benchmarks spawn; the raw-trio
 baselines use memory channels with the same bound.

@@ -2,9 +2,10 @@
 
 Everything runs in one ``trio.run`` with trio's real clock. For each selected workload both
 sides are warmed up once with a tenth-size run, then baseline and actorkit runs alternate
-``--repeat`` times (default 5, or 2 with ``--quick``); the table shows the best value of each
-metric (see ``_report``). The settings header and the table go to stdout, followed by the
-JSON document (also written to ``--json PATH``); progress goes to stderr.
+``--repeat`` times (default 5, or 2 with ``--quick``; a workload may cap its own count, as D3
+does); the table shows the best value of each metric (see ``_report``). The settings header
+and the table go to stdout, followed by the JSON document (also written to ``--json PATH``);
+progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import actorkit as ak
 from actorkit._actor import BATCH
 from actorkit._system import MAX_PARKED
 
-from . import ASK_TIMEOUT, MAX_INBOX, OVERFLOW, durable_actors
+from . import ASK_TIMEOUT, MAX_INBOX, OVERFLOW, durable_actors, durable_processes
 from ._report import Result, Workload, json_document, measure, render_header, render_table
 from .asks import sequential_asks
 from .lifecycle import spawn_stop
@@ -45,15 +46,16 @@ class Sizes:
     failures: int
     repetitions: int
     durable: durable_actors.DurableSizes
+    processes: durable_processes.ProcessSizes
 
 
 FULL = Sizes(
     messages=200_000, asks=50_000, pairs=100, rounds=2_000, actors=10_000, failures=10_000,
-    repetitions=5, durable=durable_actors.FULL,
+    repetitions=5, durable=durable_actors.FULL, processes=durable_processes.FULL,
 )  # fmt: skip
 QUICK = Sizes(
     messages=20_000, asks=5_000, pairs=20, rounds=200, actors=1_000, failures=1_000,
-    repetitions=2, durable=durable_actors.QUICK,
+    repetitions=2, durable=durable_actors.QUICK, processes=durable_processes.QUICK,
 )  # fmt: skip
 
 
@@ -68,6 +70,7 @@ def build_workloads(sizes: Sizes) -> list[Workload]:
         spawn_stop(sizes.actors, small(sizes.actors)),
         restarts(sizes.failures, small(sizes.failures)),
         *durable_actors.durable_actor_workloads(sizes.durable, WARMUP_DIVISOR),
+        *durable_processes.durable_process_workloads(sizes.processes, WARMUP_DIVISOR),
     ]
 
 
@@ -115,6 +118,7 @@ def settings(quick: bool, repetitions: int, chosen: list[Workload]) -> dict[str,
         "statistic": "best of the repetitions per metric (max rate, min latency/memory), "
         "runs interleaved baseline, actorkit, ...",
         **durable_actors.settings(chosen),
+        **durable_processes.settings(chosen),
     }
 
 

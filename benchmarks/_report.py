@@ -110,6 +110,8 @@ class Workload:
     baseline: Run
     warmup_actorkit: Run
     warmup_baseline: Run
+    max_repetitions: int | None = None
+    """At most this many measured repetitions (a long run whose samples are a distribution)."""
 
 
 @attrs.frozen
@@ -141,7 +143,10 @@ class Result:
 
 
 async def measure(workload: Workload, repetitions: int) -> Result:
-    """Warm both sides up, then run baseline, actorkit, baseline, ... ``repetitions`` times."""
+    """Warm both sides up, then run baseline, actorkit, baseline, ... ``repetitions`` times
+    (or ``workload.max_repetitions`` if that is fewer)."""
+    if workload.max_repetitions is not None:
+        repetitions = min(repetitions, workload.max_repetitions)
     await _fresh(workload.warmup_baseline)
     await _fresh(workload.warmup_actorkit)
     actorkit: list[Sample] = []
