@@ -50,6 +50,7 @@ from ._store import (
     JournalEntry,
     LeaseLost,
     LoadedProcess,
+    NewProcess,
     NewSignal,
     ProcessRecord,
     SignalRecord,
@@ -291,10 +292,18 @@ class ProcessHandle(Generic[R]):
     async def wait(self) -> R:
         """Wait until the process finishes; its result, or ``ProcessFailed`` /
         ``ProcessCancelled``."""
-        store = self._runtime._store
+        runtime = self._runtime
+        store = runtime._store
         while True:
+            run = runtime._runs.get(self.id)
+            record: ProcessRecord | None = None
+            if run is not None and not run.parked:  # running here: it says when to look again
+                await run.watch.wait()
+                record = run.final
             seen = store.version
-            record = await self._record()
+            if record is None:
+                record = await self._record()
+            self.status = record.status
             if record.status is Status.COMPLETED:
                 return cast(R, self._runtime._result(record))
             if record.status is Status.FAILED:
@@ -307,7 +316,9 @@ class ProcessHandle(Generic[R]):
                 raise ProcessCancelled(
                     f"durable process {self.id} was cancelled", process_id=self.id
                 )
-            await store.wait_for_change(seen)
+            run = runtime._runs.get(self.id)
+            if run is None or run.parked:
+                await store.wait_for_change(seen)
 
     async def cancel(self) -> None:
         """Cancel the process at its current await: it becomes CANCELLED and never runs
@@ -448,6 +459,9 @@ class ProcessRun:
         self.woken = trio.Event()
         self.busy = False
         self.staged: list[JournalEntry] = []
+        self.staged_consume: list[int] = []
+        """Inbox signals taken by staged entries, consumed with them."""
+        self.staged_since = 0.0
         """Entries to write with the next commit (a wait's deadlines go with its park)."""
         self.announced = record.status is Status.SUSPENDED
         """A "suspended" event was given (by this run or a previous one) since the last
@@ -459,6 +473,18 @@ class ProcessRun:
         self.cancel_requested = False
         self.dropped = False
         self.done = trio.Event()
+        self.watch = trio.Event()
+        """Set (and replaced) when the run parks or ends: ``h.wait()`` looks at the store
+        again then (a parked process may be finished by another runtime)."""
+        self.unborn: NewProcess | None = None
+        """Set while the process does not exist in the store yet: ``rt.start`` runs the
+        handler at once and the run's first commit creates the process (one write for the
+        creation and the first step, wait or result)."""
+        self.born = trio.Event()
+        self.created = False
+        self.birth_lock = trio.Lock()
+        self.final: ProcessRecord | None = None
+        """The process as stored after this run finished it (for ``h.wait()``)."""
 
     # -- the task -------------------------------------------------------------------------------
 
@@ -515,6 +541,7 @@ class ProcessRun:
         finally:
             runtime._run_ended(self)
             self.done.set()
+            self.watch.set()
 
     async def _finish(self, how: str, value: Any) -> None:
         runtime = self.runtime
@@ -525,17 +552,19 @@ class ProcessRun:
             except (TypeError, ValueError) as exc:
                 how, value = "failed", exc
             else:
-                await self._commit(
+                done = await self._commit(
                     status=Status.COMPLETED, result=result, waiting_on=None, error=None,
                     last_error=None, last_error_at=None, due_at=None,
                 )  # fmt: skip
+                self.final = done.process
                 runtime._process_event(self, "completed", None)
                 return
         if how == "failed":
             error = describe_error(value)
-            await self._commit(
+            done = await self._commit(
                 status=Status.FAILED, error=error, waiting_on=None, due_at=None, release=True
             )
+            self.final = done.process
             runtime._process_event(self, "failed", error)
             return
         error = describe_error(value)
@@ -550,9 +579,10 @@ class ProcessRun:
 
     async def _finish_cancelled(self) -> None:
         try:
-            await self._commit(status=Status.CANCELLED, waiting_on=None, due_at=None)
+            done = await self._commit(status=Status.CANCELLED, waiting_on=None, due_at=None)
         except _Parked:
             return
+        self.final = done.process
         self.runtime._process_event(self, "cancelled", None)
 
     # -- store access ---------------------------------------------------------------------------
@@ -561,9 +591,16 @@ class ProcessRun:
         runtime = self.runtime
         if self.dropped:
             raise _Parked(self.id)
+        if self.unborn is not None or self.birth_lock.locked():
+            async with self.birth_lock:
+                if self.unborn is not None:
+                    return await self._birth(changes)
         if self.staged:
             changes["journal"] = self.staged
             self.staged = []
+            if self.staged_consume:
+                changes["consume"] = [*self.staged_consume, *changes.get("consume", ())]
+                self.staged_consume = []
         try:
             result = await runtime._store.commit(
                 Commit(self.id, self.epoch, **changes), now=runtime.now()
@@ -573,6 +610,40 @@ class ProcessRun:
             self.dropped = True
             raise _Parked(self.id) from None
         runtime._commits += 1
+        return result
+
+    async def give_birth(self) -> None:
+        """Create the process now with what it has recorded so far (``rt.start`` does this
+        when the handler takes a while to reach its first commit)."""
+        async with self.birth_lock:
+            if self.unborn is not None:
+                await self._birth({})
+
+    async def _birth(self, changes: dict[str, Any]) -> CommitResult:
+        runtime = self.runtime
+        new = self.unborn
+        assert new is not None
+        if self.staged:
+            changes["journal"] = self.staged
+            self.staged = []
+            self.staged_consume = []  # an unborn process has no inbox
+        try:
+            result = await runtime._store.create_committed(
+                new, Commit(self.id, 1, **changes), now=runtime.now(), owner=runtime._owner,
+                lease_for=runtime._lease_for,
+            )  # fmt: skip
+        except BaseException:
+            self.dropped = True
+            raise
+        finally:
+            self.unborn = None
+            self.born.set()
+        if result is None:  # created meanwhile (another runtime's start): that one runs it
+            self.dropped = True
+            raise _Parked(self.id)
+        self.created = True
+        runtime._commits += 1
+        runtime._born(self)
         return result
 
     def _live_changes(self) -> dict[str, Any]:
@@ -594,12 +665,21 @@ class ProcessRun:
         self._announce_running()
         return entry
 
-    def _stage(self, kind: str, name: str, payload: object) -> JournalEntry:
+    def _stage(
+        self,
+        kind: str,
+        name: str,
+        payload: object,
+        consume: int | None = None,
+        since: float | None = None,
+    ) -> JournalEntry:
         """An entry for the next commit. Staging is for results the handler may go on with
-        before they are durable because what it runs until its next durable operation is
-        deterministic and has no effects: a step's result is written with the next wait, the
-        completion, or before the next step runs (so a crash can only re-run the step whose
-        result was not written yet, as without staging)."""
+        before they are durable, because what it runs until its next durable operation is
+        deterministic and has no effects: a step's result is written with the next wait,
+        emit or the completion, or before the next step runs; only results that came in the
+        last ``STAGE_WINDOW`` seconds may ride along with a step (a run of fast steps is
+        written in one commit), so a crash re-runs at most the steps of that window and the
+        one running."""
         runtime = self.runtime
         entry = JournalEntry(
             len(self.journal),
@@ -608,7 +688,11 @@ class ProcessRun:
             runtime._codec.encode(payload, what=f"{kind} {name!r} of process {self.id}"),
             runtime.now(),
         )
+        if not self.staged:
+            self.staged_since = trio.current_time() if since is None else since
         self.staged.append(entry)
+        if consume is not None:
+            self.staged_consume.append(consume)
         self.journal.append(entry)
         self.cursor += 1
         self.last_at = entry.at
@@ -699,10 +783,14 @@ class ProcessRun:
                 # "retried" entry that supersedes the failure in later replays
                 self.rerun_failed = False
                 kind = "retried"
-            if self.staged:  # the previous step's result is durable before this one runs
+            if self.staged and trio.current_time() - self.staged_since >= STAGE_WINDOW:
+                # earlier results are durable before this step runs, unless all of them came
+                # within STAGE_WINDOW seconds (of trio time) from the start of the first of
+                # them: a run of fast steps is written together
                 await self._commit(**self._live_changes())
                 self._announce_running()
             attempt = 0
+            began = trio.current_time()
             while True:
                 attempt += 1
                 try:
@@ -725,9 +813,9 @@ class ProcessRun:
                         "e": describe_error(exc), "m": type(exc).__module__,
                         "t": type(exc).__qualname__, "a": str(exc),
                     }  # fmt: skip
-                    self._stage(kind, name, failure)
+                    self._stage(kind, name, failure, since=began)
                     raise
-                self._stage(kind, name, {"v": value})
+                self._stage(kind, name, {"v": value}, since=began)
                 return value
         finally:
             self.busy = False
@@ -743,7 +831,7 @@ class ProcessRun:
                 record, _ = await self._wait((signal,), [], f"signal {signal.path}")
                 assert record is not None
                 recorded = _signal_payload(record)
-                await self._append("signal", signal.path, recorded, consume=[record.seq])
+                self._stage("signal", signal.path, recorded, consume=record.seq)
             return self._received(signal, recorded)
         finally:
             self.busy = False
@@ -790,10 +878,10 @@ class ProcessRun:
                         if isinstance(a, SignalDef) and a.path == record.name
                     )  # fmt: skip
                     recorded = {"i": index, **_signal_payload(record)}
-                    await self._append("race", name, recorded, consume=[record.seq])
+                    self._stage("race", name, recorded, consume=record.seq)
                 else:
                     recorded = {"i": timer}
-                    await self._append("race", name, recorded)
+                    self._stage("race", name, recorded)
             index = recorded["i"]
             arm = arms[index]
             if isinstance(arm, Delay):
@@ -812,7 +900,7 @@ class ProcessRun:
             if self._replay("sleep", "sleep") is _LIVE:
                 until = "sleep until " + _time(deadline).isoformat()
                 await self._wait((), [(0, deadline)], until)
-                await self._append("sleep", "sleep", None)
+                self._stage("sleep", "sleep", None)
         finally:
             self.busy = False
 
@@ -879,8 +967,10 @@ class ProcessRun:
             first_timer = min(timers, key=lambda t: t[1]) if timers else None
             if match is not None and (first_timer is None or match.created_at < first_timer[1]):
                 self.inbox.remove(match)
+                self._announce_running()
                 return match, -1
             if first_timer is not None and runtime.now() >= first_timer[1]:
+                self._announce_running()
                 return None, first_timer[0]
             # park: the store keeps the wait; the lease goes unless a signal is ready already
             result = await self._commit(
@@ -914,6 +1004,8 @@ class ProcessRun:
             raise _Parked(self.id)
         self.parked = True
         self.woken = trio.Event()
+        self.watch.set()
+        self.watch = trio.Event()
         try:
             await self.woken.wait()
         finally:
@@ -978,6 +1070,11 @@ def _rebuild_error(recorded: dict[str, Any]) -> Exception:
 
 
 _LIVE: Any = object()
+
+STAGE_WINDOW = 0.001
+"""Step results (and the outcomes around them) wait to be written with later ones only while
+they all came within this many seconds of trio time: a run of fast steps is one commit, and a
+step that took longer is durable before the next step runs."""
 
 _FLUSH_GRACE = 5.0
 """Seconds a closing runtime gives a run to write its staged journal entries."""

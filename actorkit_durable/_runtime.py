@@ -12,6 +12,7 @@ the runtime opened, as POSIX seconds in the store, so a runtime under ``MockCloc
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
@@ -39,7 +40,14 @@ from ._persistent import (
     _Passivate,
 )
 from ._process import KIND as PROCESS_KIND
-from ._process import ProcessDef, ProcessEvent, ProcessHandle, ProcessRun, ProcessState
+from ._process import (
+    ProcessDef,
+    ProcessEvent,
+    ProcessHandle,
+    ProcessRun,
+    ProcessState,
+    _Parked,
+)
 from ._signals import SignalDef, SignalReceived, signals_of
 from ._store import (
     ANY_SIGNAL,
@@ -253,19 +261,48 @@ class Runtime:
             process_id, PROCESS_KIND, definition.path, values, input=payload,
             status=Status.RUNNING, due_at=now,
         )  # fmt: skip
-        record, created = await self._store.create(
-            new, now=now, owner=self._owner, lease_for=self._lease_for
-        )
-        if created:
-            self._started += 1
-            self._emit_event(ProcessEvent(process_id, definition.path, "started", None, now))
-            self._begin(definition, LoadedProcess(record, (), (), (), ()))
-        elif record.kind != PROCESS_KIND or record.path != definition.path:
+        run = self._runs.get(process_id)
+        if run is not None and run.unborn is not None:  # a start of it is under way here
+            await run.give_birth()
+            return await self.start(definition, input, **params)
+        record = await self._store.get(process_id)
+        if record is None:
+            # Speculative start: the handler runs at once, and its first commit (its first
+            # step's result, its first wait, its result) creates the process with it, in one
+            # write. rt.start returns once the process exists.
+            now = self.now()
+            fake = ProcessRecord(
+                process_id, PROCESS_KIND, definition.path, values, Status.RUNNING, payload,
+                None, 0, None, now, self._owner, now + self._lease_for, 1, 0, None, None, None,
+                None, now, now,
+            )  # fmt: skip
+            run = self._begin(definition, LoadedProcess(fake, (), (), (), ()))
+            run.unborn = attrs.evolve(new, created_at=now)
+            # Two checkpoints: the run has had a turn, and ran until it blocked. If that was on
+            # its first commit, it creates the process; if on something else (a slow step),
+            # the process is created now, with what the run recorded so far.
+            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()
+            with contextlib.suppress(_Parked):
+                if run.birth_lock.locked():
+                    await run.born.wait()
+                await run.give_birth()
+            if run.created:
+                return ProcessHandle(self, process_id, Status.RUNNING)
+            record = await self._store.get(process_id)
+            assert record is not None
+        if record.kind != PROCESS_KIND or record.path != definition.path:
             raise DurableError(
                 f"{process_id} in the store is a {record.kind} of {record.path!r}, not the "
                 f"process {definition.path!r}; paths must not collide"
             )
         return ProcessHandle(self, process_id, record.status)
+
+    def _born(self, run: ProcessRun) -> None:
+        """A speculatively started run created its process."""
+        self._started += 1
+        path = run.definition.path
+        self._emit_event(ProcessEvent(run.id, path, "started", None, run.created_at))
 
     def handle(self, process_id: str) -> ProcessHandle[Any]:
         """A handle on the process ``process_id`` (no I/O: its calls raise ProcessNotFound)."""

@@ -92,6 +92,36 @@ class MemoryStore:
 
     # -- processes -----------------------------------------------------------------------------
 
+    async def create_committed(
+        self, new: NewProcess, commit: Commit, *, now: float, owner: str, lease_for: float
+    ) -> CommitResult | None:
+        await self._enter()
+        self._operations += 1
+        if new.id in self._processes:
+            return None
+        if commit.process_id != new.id or commit.epoch != 1:
+            raise StoreError(
+                f"create_committed({new.id!r}): the commit must be for that process at epoch 1"
+            )
+        self._create_now(new, now, owner, lease_for)
+        try:
+            record = self._processes[new.id]
+            self._validate(record, commit)
+        except BaseException:
+            self._forget(new.id)
+            raise
+        emitted = self._apply(record, commit, now)
+        return CommitResult(
+            process=_out(self._processes[new.id]), ready=self._ready(new.id), emitted=emitted
+        )
+
+    def _forget(self, process_id: str) -> None:
+        record = self._processes.pop(process_id)
+        for item in record.params.items():
+            self._by_param.get(item, set()).discard(process_id)
+        for table in (self._journal, self._inbox, self._waits, self._timers):
+            table.pop(process_id, None)
+
     async def create(
         self, new: NewProcess, *, now: float, owner: str | None = None, lease_for: float = 0.0
     ) -> tuple[ProcessRecord, bool]:
@@ -100,6 +130,11 @@ class MemoryStore:
         existing = self._processes.get(new.id)
         if existing is not None:
             return _out(existing), False
+        return self._create_now(new, now, owner, lease_for), True
+
+    def _create_now(
+        self, new: NewProcess, now: float, owner: str | None, lease_for: float
+    ) -> ProcessRecord:
         leased = owner is not None
         record = ProcessRecord(
             id=new.id,
@@ -120,7 +155,7 @@ class MemoryStore:
             error=None,
             last_error=None,
             last_error_at=None,
-            created_at=now,
+            created_at=now if new.created_at is None else new.created_at,
             updated_at=now,
         )
         self._processes[new.id] = record
@@ -131,7 +166,7 @@ class MemoryStore:
         self._waits[new.id] = ()
         self._timers[new.id] = ()
         self._bump()
-        return _out(record), True
+        return _out(record)
 
     async def get(self, process_id: str) -> ProcessRecord | None:
         await self._enter()

@@ -98,6 +98,8 @@ class NewProcess:
     due_at: float | None = None
     """``now`` to have it claimed as due work at once; None to run it only when claimed by id
     (or woken by a signal it waits for, a timer, ``wake``)."""
+    created_at: float | None = None
+    """Its creation time if not the ``now`` of the create (a runner that began before)."""
 
 
 @attrs.frozen
@@ -314,6 +316,14 @@ class Store(Protocol):
 
         Idempotent: concurrent creates of one id create one row. With ``owner``, a created
         process is leased to it for ``lease_for`` seconds (epoch 1), saving a claim."""
+        ...
+
+    async def create_committed(
+        self, new: NewProcess, commit: Commit, *, now: float, owner: str, lease_for: float
+    ) -> CommitResult | None:
+        """Create the process leased to ``owner`` (epoch 1) and apply ``commit`` (whose
+        ``epoch`` must be 1) in the same atomic operation; None, changing nothing, if the id
+        exists. A runner's first step and the process's creation in one write."""
         ...
 
     async def get(self, process_id: str) -> ProcessRecord | None:

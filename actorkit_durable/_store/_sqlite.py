@@ -170,6 +170,23 @@ class SQLiteStore:
     ) -> tuple[ProcessRecord, bool]:
         return await self._call(lambda c: create_process(c, new, now, owner, lease_for))
 
+    async def create_committed(
+        self, new: NewProcess, commit: Commit, *, now: float, owner: str, lease_for: float
+    ) -> CommitResult | None:
+        if commit.process_id != new.id or commit.epoch != 1:
+            raise StoreError(
+                f"create_committed({new.id!r}): the commit must be for that process at epoch 1"
+            )
+
+        def body(connection: sqlite3.Connection) -> tuple[CommitResult | None, bool]:
+            (_, created), _ = create_process(connection, new, now, owner, lease_for)
+            if not created:
+                return None, False
+            result, _ = commit_process(connection, commit, now)
+            return result, True
+
+        return await self._call(body)
+
     async def get(self, process_id: str) -> ProcessRecord | None:
         return await self._call(lambda c: (get_process(c, process_id), False), write=False)
 

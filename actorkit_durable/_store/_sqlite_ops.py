@@ -133,7 +133,7 @@ def create_process(
             owner,
             now + lease_for if leased else None,
             1 if leased else 0,
-            now,
+            now if new.created_at is None else new.created_at,
             now,
         ),
     )

@@ -107,7 +107,9 @@ def log(line: str) -> None:
 
 async def effect(job: str, seq: int) -> int:
     """The side effect of step ``s{seq}``: a log line, fsynced; returns the round it ran in."""
-    await trio.sleep(LATENCY.uniform(0.0, STEP_LATENCY))  # an external call: steps overlap
+    # an external call (steps overlap), slower than the stage window: each step's result is
+    # then durable before the next step runs, which the test checks
+    await trio.sleep(LATENCY.uniform(0.002, STEP_LATENCY))
     log(f"step {ROUND} {job} {seq}")
     await trio.to_thread.run_sync(os.fsync, LOG_FD)
     say(f"P {ROUND} {job} {seq}")

@@ -194,6 +194,36 @@ async def test_create_get_load(store: Store) -> None:
     assert (loaded.journal, loaded.inbox, loaded.waits, loaded.timers) == ((), (), (), ())
 
 
+async def test_create_committed_creates_and_commits_in_one_operation(store: Store) -> None:
+    first = Commit(
+        "p", 1, status=Status.COMPLETED, result=b"r", journal=[entry(0), entry(1)],
+        emit=[NewSignal("s", {"id": "q"})],
+    )  # fmt: skip
+    await store.create(new("q"), now=0.0)
+    result = await store.create_committed(new("p"), first, now=1.0, owner=OWNER, lease_for=10.0)
+    assert result is not None
+    assert (result.process.status, result.process.result) == (Status.COMPLETED, b"r")
+    assert (result.process.journal_length, result.process.lease_owner) == (2, None)
+    assert [e.reached for e in result.emitted] == [1]
+    loaded = await store.load("p")
+    assert loaded is not None
+    assert [e.seq for e in loaded.journal] == [0, 1]
+    # the id exists: nothing happens
+    again = Commit("p", 1, status=Status.FAILED, journal=[entry(2)])
+    assert (
+        await store.create_committed(new("p"), again, now=2.0, owner=OTHER, lease_for=1.0) is None
+    )
+    record = await store.get("p")
+    assert record is not None
+    assert (record.status, record.journal_length) == (Status.COMPLETED, 2)
+    # a commit the store refuses creates nothing either
+    with pytest.raises(StoreError):
+        await store.create_committed(
+            new("x"), Commit("x", 1, journal=[entry(5)]), now=3.0, owner=OWNER, lease_for=1.0
+        )
+    assert await store.get("x") is None
+
+
 async def test_create_with_owner_leases_it(store: Store) -> None:
     record, _ = await store.create(new("p"), now=1.0, owner=OWNER, lease_for=30.0)
     assert (record.lease_owner, record.lease_until, record.lease_epoch) == (OWNER, 31.0, 1)
