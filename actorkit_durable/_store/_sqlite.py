@@ -168,7 +168,12 @@ class SQLiteStore:
     async def create(
         self, new: NewProcess, *, now: float, owner: str | None = None, lease_for: float = 0.0
     ) -> tuple[ProcessRecord, bool]:
-        return await self._call(lambda c: create_process(c, new, now, owner, lease_for))
+        def body(connection: sqlite3.Connection) -> tuple[tuple[ProcessRecord, bool], bool]:
+            (record, created), changed = create_process(connection, new, now, owner, lease_for)
+            assert record is not None
+            return (record, created), changed
+
+        return await self._call(body)
 
     async def create_committed(
         self, new: NewProcess, commit: Commit, *, now: float, owner: str, lease_for: float
@@ -179,7 +184,9 @@ class SQLiteStore:
             )
 
         def body(connection: sqlite3.Connection) -> tuple[CommitResult | None, bool]:
-            (_, created), _ = create_process(connection, new, now, owner, lease_for)
+            (_, created), _ = create_process(
+                connection, new, now, owner, lease_for, read_back=False
+            )
             if not created:
                 return None, False
             result, _ = commit_process(connection, commit, now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -115,7 +116,10 @@ def create_process(
     now: float,
     owner: str | None,
     lease_for: float,
-) -> tuple[tuple[ProcessRecord, bool], bool]:
+    read_back: bool = True,
+) -> tuple[tuple[ProcessRecord | None, bool], bool]:
+    """Insert the process unless its id exists; ((the stored row, or None without
+    ``read_back``), created), changed."""
     leased = owner is not None
     cursor = connection.execute(
         "INSERT INTO process (id, kind, path, params, status, input, snapshot, due_at, "
@@ -143,8 +147,7 @@ def create_process(
             "INSERT INTO process_param (process_id, key, value) VALUES (?, ?, ?)",
             [(new.id, key, value) for key, value in new.params.items()],
         )
-    record = get_process(connection, new.id)
-    assert record is not None
+    record = get_process(connection, new.id) if read_back or not created else None
     return (record, created), created
 
 
@@ -191,38 +194,39 @@ def commit_process(
             [(pid, timer.timer_id, timer.fire_at) for timer in commit.timers],
         )
     status = pick(commit.status, before.status)
-    after = attrs.evolve(
-        before,
-        status=status,
-        snapshot=pick(commit.snapshot, before.snapshot),
-        waiting_on=pick(commit.waiting_on, before.waiting_on),
-        attempts=pick(commit.attempts, before.attempts),
-        result=pick(commit.result, before.result),
-        error=pick(commit.error, before.error),
-        last_error=pick(commit.last_error, before.last_error),
-        last_error_at=pick(commit.last_error_at, before.last_error_at),
-        journal_length=before.journal_length + len(commit.journal),
-        updated_at=now,
-    )
+    fields: dict[str, Any] = {
+        "status": status,
+        "snapshot": pick(commit.snapshot, before.snapshot),
+        "waiting_on": pick(commit.waiting_on, before.waiting_on),
+        "attempts": pick(commit.attempts, before.attempts),
+        "result": pick(commit.result, before.result),
+        "error": pick(commit.error, before.error),
+        "last_error": pick(commit.last_error, before.last_error),
+        "last_error_at": pick(commit.last_error_at, before.last_error_at),
+        "journal_length": before.journal_length + len(commit.journal),
+        "updated_at": now,
+    }
     ready: tuple[SignalRecord, ...] = ()
     if status in FINISHED:
         for table in ("wait", "timer", "inbox"):
             connection.execute(f"DELETE FROM {table} WHERE process_id = ?", (pid,))
-        after = attrs.evolve(after, due_at=None, lease_owner=None, lease_until=None)
+        fields.update(due_at=None, lease_owner=None, lease_until=None)
     emitted: tuple[EmitResult, ...] = ()
     if commit.emit:
         # Emits come after the rest of the commit: write the new status first, so routing
         # sees it (a signal this process emits may reach itself).
-        _write(connection, after)
+        _write(connection, attrs.evolve(before, **fields))
         emitted = tuple(emit_signal(connection, signal, now) for signal in commit.emit)
     if status not in FINISHED:
         if has_waits:
             ready = _ready(connection, pid)
         timers = () if first_timer is None else (Timer("", first_timer),)
-        due = due_at(pick(commit.due_at, before.due_at), timers, now if ready else None)
-        after = attrs.evolve(after, due_at=due)
+        fields["due_at"] = due_at(
+            pick(commit.due_at, before.due_at), timers, now if ready else None
+        )
         if commit.release and not ready:
-            after = attrs.evolve(after, lease_owner=None, lease_until=None)
+            fields.update(lease_owner=None, lease_until=None)
+    after = attrs.evolve(before, **fields)
     _write(connection, after)
     changed = (after.status, after.due_at, after.lease_owner) != (
         before.status,
