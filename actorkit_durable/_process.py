@@ -455,6 +455,8 @@ class ProcessRun:
         self.random = _random.Random(int.from_bytes(seed[:8], "big"))
         self.scope = trio.CancelScope()
         self.parked = False
+        self.wait_keys: list[tuple[str, tuple[str, ...]]] = []
+        """What a parked run waits for, as the runtime indexes it (see ``Runtime.emit``)."""
         self.handover: LoadedProcess | None = None
         self.woken = trio.Event()
         self.busy = False
@@ -988,6 +990,11 @@ class ProcessRun:
             if not self.announced:
                 self.announced = True
                 runtime._process_event(self, "suspended", waiting_on)
+            self.wait_keys = [
+                (s.path, tuple(self.params[p] for p in s.params))
+                for s in signals
+                if all(p in self.params for p in s.params)
+            ]
             loaded = await self._park()
             self.epoch = loaded.process.lease_epoch
             self.inbox = list(loaded.inbox)

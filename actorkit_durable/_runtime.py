@@ -146,6 +146,8 @@ class Runtime:
         self._commits = 0
         self._runs: dict[str, ProcessRun] = {}
         self._parked: OrderedDict[str, ProcessRun] = OrderedDict()  # least recently parked first
+        self._waiting: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+        """Parked runs by what they wait for: (signal path, the values of its params)."""
         self._nursery: trio.Nursery | None = None
         self._started = 0
         self._finished = 0
@@ -201,11 +203,16 @@ class Runtime:
         if idempotency_key is not None and not isinstance(idempotency_key, str):
             raise TypeError(f"rt.emit(idempotency_key={idempotency_key!r}) must be a str")
         now = self.now()
+        # processes parked here that wait for it are claimed by the emit itself (one write)
+        take = self._waiting.get((signal.path, tuple(values[p] for p in signal.params)), ())
+        new = NewSignal(signal.path, values, payload, idempotency_key)
         result = await self._store.emit(
-            NewSignal(signal.path, values, payload, idempotency_key), now=now
+            new, now=now, take=tuple(take), owner=self._owner, lease_for=self._lease_for
         )
         if not result.duplicate:
-            self._delivered(NewSignal(signal.path, values, payload, idempotency_key), result, now)
+            self._delivered(new, result, now)
+        for loaded in result.taken:
+            self._process_due(loaded)
         return result.reached
 
     def _delivered(self, signal: NewSignal, result: EmitResult, now: float) -> None:
@@ -455,8 +462,11 @@ class Runtime:
             return False
         parked = self._parked
         parked[run.id] = run
+        for key in run.wait_keys:
+            self._waiting.setdefault(key, set()).add(run.id)
         while len(parked) > self._max_resident:
-            _, oldest = parked.popitem(last=False)
+            oldest = next(iter(parked.values()))
+            self._unpark(oldest)
             oldest.drop()
             self._passivations += 1
         return True
@@ -464,6 +474,12 @@ class Runtime:
     def _unpark(self, run: ProcessRun) -> None:
         if self._parked.get(run.id) is run:
             del self._parked[run.id]
+            for key in run.wait_keys:
+                ids = self._waiting.get(key)
+                if ids is not None:
+                    ids.discard(run.id)
+                    if not ids:
+                        del self._waiting[key]
 
     def _run_ended(self, run: ProcessRun) -> None:
         self._unpark(run)

@@ -272,10 +272,33 @@ class MemoryStore:
 
     # -- signals -------------------------------------------------------------------------------
 
-    async def emit(self, signal: NewSignal, *, now: float) -> EmitResult:
+    async def emit(
+        self,
+        signal: NewSignal,
+        *,
+        now: float,
+        take: Collection[str] = (),
+        owner: str | None = None,
+        lease_for: float = 0.0,
+    ) -> EmitResult:
         await self._enter()
         self._operations += 1
-        return self._emit_now(signal, now)
+        result = self._emit_now(signal, now)
+        wanted = set(take)
+        if not wanted or owner is None:
+            return result
+        taken = []
+        for pid in result.woken:
+            if pid in wanted and self._claimable(pid, now):
+                record = self._processes[pid]
+                self._processes[pid] = attrs.evolve(
+                    record,
+                    lease_owner=owner,
+                    lease_until=now + lease_for,
+                    lease_epoch=record.lease_epoch + 1,
+                )
+                taken.append(self._loaded(pid))
+        return attrs.evolve(result, taken=tuple(taken))
 
     def _emit_now(self, signal: NewSignal, now: float) -> EmitResult:
         key = signal.idempotency_key

@@ -232,6 +232,8 @@ class EmitResult:
     """Of those, the ones waiting for it, now due (sorted)."""
     duplicate: bool = False
     """The idempotency key was seen before: nothing was stored or delivered."""
+    taken: tuple[LoadedProcess, ...] = ()
+    """The woken processes the emit was asked to ``take``, claimed for its ``owner``."""
 
 
 @attrs.frozen
@@ -338,8 +340,21 @@ class Store(Protocol):
         """Apply a runner's step atomically, fenced by ``commit.epoch`` (``LeaseLost``)."""
         ...
 
-    async def emit(self, signal: NewSignal, *, now: float) -> EmitResult:
-        """Store a signal, deliver it to every process it reaches, wake the waiting ones."""
+    async def emit(
+        self,
+        signal: NewSignal,
+        *,
+        now: float,
+        take: Collection[str] = (),
+        owner: str | None = None,
+        lease_for: float = 0.0,
+    ) -> EmitResult:
+        """Store a signal, deliver it to every process it reaches, wake the waiting ones.
+
+        ``take``: of the processes it wakes, these are also claimed for ``owner`` in the same
+        operation (each unless a live lease holds it), as ``claim(ids=...)`` would, and
+        returned in ``EmitResult.taken``: a runner waking a process it keeps in memory saves
+        a write."""
         ...
 
     async def claim(

@@ -16,6 +16,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
+import attrs
 import trio
 
 from ._errors import StoreClosed, StoreError
@@ -203,9 +204,23 @@ class SQLiteStore:
     async def commit(self, commit: Commit, *, now: float) -> CommitResult:
         return await self._call(lambda c: commit_process(c, commit, now))
 
-    async def emit(self, signal: NewSignal, *, now: float) -> EmitResult:
+    async def emit(
+        self,
+        signal: NewSignal,
+        *,
+        now: float,
+        take: Collection[str] = (),
+        owner: str | None = None,
+        lease_for: float = 0.0,
+    ) -> EmitResult:
+        wanted = set(take)
+
         def body(connection: sqlite3.Connection) -> tuple[EmitResult, bool]:
             result = emit_signal(connection, signal, now)
+            ids = sorted(pid for pid in result.woken if pid in wanted)
+            if ids and owner is not None:
+                batch = claim_processes(connection, owner, now, lease_for, 0, ids)
+                result = attrs.evolve(result, taken=batch.claimed)
             return result, bool(result.delivered_to)
 
         return await self._call(body)

@@ -1812,3 +1812,37 @@ def test_attrs_classes_of_a_definitions_module_are_known_to_the_codec() -> None:
         assert REGISTRY.by_name["tests_generated_shipping:Label"] is label
     finally:
         del sys.modules[module.__name__]
+
+
+class ClaimRecordingStore(dur.MemoryStore):
+    """A memory store that records which processes ``claim`` hands out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claimed: list[str] = []
+
+    async def claim(self, owner: str, **options: Any) -> Any:
+        batch = await super().claim(owner, **options)
+        self.claimed += [loaded.process.id for loaded in batch.claimed]
+        return batch
+
+
+async def test_an_emit_takes_a_process_waiting_in_memory_without_a_claim(
+    autojump_clock: trio.testing.MockClock, cap: int
+) -> None:
+    @dur.process("/job/:job")
+    async def proc(ctx: dur.Context, job: str) -> str:
+        received = await ctx.signal(Flow.note)
+        return received.data.text
+
+    store = ClaimRecordingStore()
+    with trio.fail_after(TIMEOUT):
+        async with open_rt(store, proc, cap=cap) as rt:
+            h = await rt.start(proc, job="j1")
+            other = await rt.start(proc, job="j2")
+            await suspended(h)
+            assert await rt.emit(Flow.note, job="j1", data=Note("hi")) == 1
+            assert await h.wait() == "hi"
+            # resident: the emit itself claimed it; with cap 0 the due loop had to
+            assert store.claimed == ([] if cap else ["job/j1"])
+            assert (await other.state()).status is dur.Status.SUSPENDED

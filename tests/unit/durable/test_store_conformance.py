@@ -533,6 +533,25 @@ async def test_new_signal_wait_ignores_the_inbox_and_wakes_on_the_next(store: St
     assert [s.seq for s in batch.claimed[0].inbox] == [old.seq, emitted.seq]
 
 
+async def test_emit_takes_the_woken_processes_it_is_asked_to(store: Store) -> None:
+    epochs = {pid: await leased(store, pid, order="1") for pid in ("p", "q", "r")}
+    for pid, name in (("p", "s"), ("q", "s"), ("r", "t")):
+        await store.commit(park(pid, epochs[pid], name), now=1.0)
+    emitted = await store.emit(
+        NewSignal("s", {"order": "1"}, b"d"), now=2.0, take=["p", "r"], owner=OTHER,
+        lease_for=5.0,
+    )  # fmt: skip
+    assert (emitted.delivered_to, emitted.woken) == (("p", "q", "r"), ("p", "q"))
+    # p: woken and asked for, so claimed for OTHER with its inbox; r was not woken
+    assert [t.process.id for t in emitted.taken] == ["p"]
+    (taken,) = emitted.taken
+    assert (taken.process.lease_owner, taken.process.lease_epoch) == (OTHER, epochs["p"] + 1)
+    assert [s.seq for s in taken.inbox] == [emitted.seq]
+    # q is due and free for any runner; p is not claimable while OTHER holds it
+    batch = await store.claim(OWNER, now=2.0, lease_for=5.0)
+    assert [c.process.id for c in batch.claimed] == ["q"]
+
+
 async def test_emit_racing_park_never_loses_a_wakeup(backend: Backend, store: Store) -> None:
     rounds = 30
     epochs = {}
