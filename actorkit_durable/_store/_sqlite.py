@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import Literal, Self, TypeVar
@@ -140,7 +141,7 @@ class SQLiteStore:
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=True
         )
         try:
-            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _set_wal(connection, self._busy_timeout)
             if str(mode).lower() != "wal":
                 raise StoreError(
                     f"the SQLite store {str(self.path)!r} cannot use WAL (journal_mode is "
@@ -345,3 +346,17 @@ class SQLiteStore:
             largest_batch=counters.largest_batch,
             version=self._version,
         )
+
+
+def _set_wal(connection: sqlite3.Connection, busy_timeout: float) -> object:
+    """``PRAGMA journal_mode=WAL``, retried while the file is locked: switching a new file to
+    WAL needs an exclusive lock, and SQLite may report a concurrent opener's lock at once
+    instead of waiting for ``busy_timeout``."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
