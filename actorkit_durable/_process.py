@@ -68,6 +68,10 @@ T = TypeVar("T")
 KIND = "process"
 """The store's ``kind`` of durable-process rows."""
 
+RETRY_MARK = "retry"
+"""Journal entry kind (and name) written by a retry of a FAILED process: a step failure
+right before it runs again (see ``ProcessRun.step``); replay passes over it elsewhere."""
+
 
 # -- definitions ---------------------------------------------------------------------------------
 
@@ -468,9 +472,6 @@ class ProcessRun:
         self.announced = record.status is Status.SUSPENDED
         """A "suspended" event was given (by this run or a previous one) since the last
         "running" one: the next live commit announces "running"."""
-        self.rerun_failed = False
-        """Begun by ``rt.retry`` of a FAILED process: a step failure recorded as the last
-        journal entry runs again instead of being replayed."""
         self.nondeterminism: NondeterminismError | None = None
         self.cancel_requested = False
         self.dropped = False
@@ -502,6 +503,7 @@ class ProcessRun:
                     value = await self.definition.fn(Context(self), **self.params)
                     if self.nondeterminism is not None:
                         raise self.nondeterminism
+                    self._pass_marks()
                     if self.cursor < len(self.journal):
                         entry = self.journal[self.cursor]
                         raise self._nondeterminism(
@@ -722,6 +724,7 @@ class ProcessRun:
             raise _Parked(self.id)
         if self.nondeterminism is not None:
             raise self.nondeterminism
+        self._pass_marks()
         if self.cursor >= len(self.journal):
             return _LIVE
         entry = self.journal[self.cursor]
@@ -735,6 +738,22 @@ class ProcessRun:
         return self.runtime._codec.decode(
             entry.payload, what=f"journal entry {entry.seq} of process {self.id}"
         )
+
+    def _retried_here(self, failure: dict[str, Any]) -> bool:
+        """The next entry is a retry mark for the error this step failure ended the process
+        with (a failure the handler caught, then failed otherwise, stays history)."""
+        if not self._next_is(RETRY_MARK, RETRY_MARK):
+            return False
+        entry = self.journal[self.cursor]
+        mark = self.runtime._codec.decode(entry.payload, what=f"retry mark of process {self.id}")
+        return isinstance(mark, dict) and mark.get("error") == failure.get("e")
+
+    def _pass_marks(self) -> None:
+        """Go past retry marks that no step failure claimed (the retried process had failed
+        in its own code, not at a step)."""
+        journal = self.journal
+        while self.cursor < len(journal) and journal[self.cursor].kind == RETRY_MARK:
+            self.cursor += 1
 
     def _next_is(self, kind: str, name: str) -> bool:
         if self.cursor >= len(self.journal):
@@ -774,17 +793,21 @@ class ProcessRun:
         try:
             kind = "step"
             recorded = self._replay("step", name)
-            if recorded is not _LIVE:
-                while "e" in recorded and self._next_is("retried", name):
-                    recorded = self._replay("retried", name)
-                if "v" in recorded:
-                    return recorded["v"]
-                if not (self.rerun_failed and self.cursor == len(self.journal)):
+            while recorded is not _LIVE and "e" in recorded:
+                # A failure followed by a retry mark (a retry of the process that this failure
+                # ended) runs the step again, recorded as a "retried" entry that supersedes it.
+                if not self._retried_here(recorded):
                     raise _rebuild_error(recorded)
-                # rt.retry of a process that failed here: run the step again, recorded as a
-                # "retried" entry that supersedes the failure in later replays
-                self.rerun_failed = False
-                kind = "retried"
+                self.cursor += 1
+                if self._next_is("retried", name):
+                    recorded = self._replay("retried", name)
+                elif self.cursor == len(self.journal):
+                    recorded = _LIVE
+                    kind = "retried"
+                else:
+                    raise _rebuild_error(recorded)
+            if recorded is not _LIVE:
+                return recorded["v"]
             if self.staged and trio.current_time() - self.staged_since >= STAGE_WINDOW:
                 # earlier results are durable before this step runs, unless all of them came
                 # within STAGE_WINDOW seconds (of trio time) from the start of the first of

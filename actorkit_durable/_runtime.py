@@ -28,6 +28,7 @@ import trio
 
 import actorkit as ak
 
+from ._admin import request_cancel, request_retry
 from ._codec import Codec
 from ._exceptions import DurableError
 from ._persistent import (
@@ -318,37 +319,18 @@ class Runtime:
         return ProcessHandle(self, process_id.lstrip("/"))
 
     async def retry(self, process_id: str) -> None:
-        """Run a SUSPENDED (recoverable error) or FAILED process again; others are left as
-        they are."""
+        """Run a SUSPENDED (recoverable error) or FAILED process again, in whichever runtime
+        on the store can run it; other statuses are left as they are. A FAILED process that
+        failed at a step whose attempts ran out calls that step again."""
         handle = self.handle(process_id)
         record = await handle._record()
-        if record.status is Status.SUSPENDED:
-            await self._store.wake([record.id], now=self.now())
-        elif record.status is Status.FAILED:
-            definition = self._processes.get(record.path)
-            if definition is None:
-                raise ValueError(
-                    f"rt.retry({record.id!r}): this runtime has no definition for "
-                    f"{record.path!r}; pass it in open_runtime(processes=[...])"
-                )
-            batch = await self._store.claim(
-                self._owner, now=self.now(), lease_for=self._lease_for, ids=[record.id]
-            )
-            if not batch.claimed:
-                raise DurableError(f"rt.retry({record.id!r}): another runtime holds it")
-            loaded = batch.claimed[0]
-            if loaded.process.status is not Status.FAILED:  # changed meanwhile
-                await self._store.release(self._owner, [record.id])
-                return
-            now = self.now()
-            result = await self._store.commit(
-                Commit(record.id, loaded.process.lease_epoch, status=Status.RUNNING, error=None,
-                       due_at=now),
-                now=now,
-            )  # fmt: skip
-            run = self._begin(definition, attrs.evolve(loaded, process=result.process))
-            run.rerun_failed = True
-            self._emit_event(ProcessEvent(record.id, record.path, "running", "retried", now))
+        now = self.now()
+        done = await request_retry(
+            self._store, record, owner=self._owner, now=now, lease_for=self._lease_for
+        )
+        if done and record.status is Status.FAILED:
+            handle.status = Status.SUSPENDED
+            self._emit_event(ProcessEvent(record.id, record.path, "suspended", "retried", now))
 
     async def query(
         self, status: Status | None = None, *, path: str | None = None
@@ -398,35 +380,20 @@ class Runtime:
             if run is not None and run.parked:
                 self._unpark(run)
                 run.drop()
-            seen = store.version
-            record = await store.get(process_id)
-            if record is None or record.status.finished:
+            before = await store.get(process_id)
+            if before is None or before.status.finished:
                 return
             now = self.now()
-            batch = await store.claim(
-                self._owner, now=now, lease_for=self._lease_for, ids=[process_id]
+            record = await request_cancel(
+                store, process_id, owner=self._owner, now=now, lease_for=self._lease_for
             )
-            if batch.claimed:
-                loaded = batch.claimed[0]
-                if loaded.process.status.finished:
-                    await store.release(self._owner, [process_id])
-                    return
+            if record is not None and record.status is Status.CANCELLED:
                 other = self._runs.get(process_id)
                 if other is not None:
                     other.drop()
-                await store.commit(
-                    Commit(process_id, loaded.process.lease_epoch, status=Status.CANCELLED,
-                           waiting_on=None, due_at=None),
-                    now=now,
-                )  # fmt: skip
                 self._finished += 1
                 self._emit_event(ProcessEvent(process_id, record.path, "cancelled", None, now))
-                return
-            if process_id in self._runs:
-                continue
-            # leased by another runtime: wait until it lets go (or its lease ends)
-            with trio.move_on_after(0.5 if math.isfinite(self._lease_for) else math.inf):
-                await store.wait_for_change(seen)
+            return
 
     def _begin(self, definition: ProcessDef[Any], loaded: LoadedProcess) -> ProcessRun:
         """Run (or re-run, by replay) a process this runtime has just leased."""

@@ -12,6 +12,7 @@ same store (``open_rt`` passes ``start_time`` accordingly), so times are asserte
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Iterator
@@ -1751,7 +1752,10 @@ async def test_retry_of_a_process_failed_at_a_step_calls_the_step_again(
             loaded = await store.load(h.id)
             assert loaded is not None
             kinds = [(e.kind, e.name) for e in loaded.journal]
-            assert kinds == [("step", "archive"), ("retried", "archive"), ("signal", Flow.go.path)]
+            assert kinds == [
+                ("step", "archive"), ("retry", "retry"), ("retried", "archive"),
+                ("signal", Flow.go.path),
+            ]  # fmt: skip
     assert calls == [True, True, False]
 
 
@@ -1846,3 +1850,61 @@ async def test_an_emit_takes_a_process_waiting_in_memory_without_a_claim(
             # resident: the emit itself claimed it; with cap 0 the due loop had to
             assert store.claimed == ([] if cap else ["job/j1"])
             assert (await other.state()).status is dur.Status.SUSPENDED
+
+
+async def test_retry_of_a_process_that_caught_a_step_failure_replays_it(
+    autojump_clock: trio.testing.MockClock, cap: int
+) -> None:
+    """A step failure the handler caught is history: a retry after a later failure of the
+    handler's own code does not run that step again."""
+    calls: list[str] = []
+    broken = {"on": True}
+
+    def flaky() -> None:
+        calls.append("flaky")
+        raise ConnectionError("down")
+
+    @dur.process("/job/:job")
+    async def proc(ctx: dur.Context, job: str) -> str:
+        with contextlib.suppress(ConnectionError):
+            await ctx.step(flaky, name="flaky", retry=dur.Retry(max_attempts=1))
+        if broken["on"]:
+            raise ValueError("bug")
+        return "fixed"
+
+    store = dur.MemoryStore()
+    with trio.fail_after(TIMEOUT):
+        async with open_rt(store, proc, cap=cap) as rt:
+            h = await rt.start(proc, job="j1")
+            with pytest.raises(dur.ProcessFailed, match="ValueError: bug"):
+                await h.wait()
+            broken["on"] = False
+            await rt.retry(h.id)
+            assert await h.wait() == "fixed"
+    assert calls == ["flaky"]
+
+
+async def test_a_process_failed_in_another_runtime_is_retried_by_one_that_can_run_it(
+    autojump_clock: trio.testing.MockClock, cap: int
+) -> None:
+    down = {"on": True}
+
+    def archive() -> str:
+        if down["on"]:
+            raise ConnectionError("archive down")
+        return "archived"
+
+    @dur.process("/job/:job")
+    async def proc(ctx: dur.Context, job: str) -> str:
+        return await ctx.step(archive, name="archive", retry=dur.Retry(max_attempts=1))
+
+    store = dur.MemoryStore()
+    with trio.fail_after(TIMEOUT):
+        async with open_rt(store, proc, cap=cap) as worker:
+            h = await worker.start(proc, job="j1")
+            with pytest.raises(dur.ProcessFailed):
+                await h.wait()
+            down["on"] = False
+            async with open_rt(store, cap=cap) as admin:  # no definitions, like the CLI
+                await admin.retry(h.id)
+            assert await h.wait() == "archived"
