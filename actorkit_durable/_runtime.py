@@ -662,7 +662,7 @@ class Runtime:
         """Activate actors the store says are due; hand resident ones their new signals."""
         store = self._store
         while True:
-            seen = store.version
+            seen = store.work_version
             now = self.now()
             batch = await store.claim(
                 self._owner, now=now, lease_for=self._lease_for, limit=100, paths=self._runnable
@@ -692,7 +692,7 @@ class Runtime:
             if batch.next_due_at is not None:
                 deadline = self._opened_at + (batch.next_due_at - self._start)
             with trio.move_on_at(deadline):
-                await store.wait_for_change(seen)
+                await store.wait_for_work(seen)
 
     async def _activate_due(self, loaded: LoadedProcess) -> None:
         process = loaded.process

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Final, TypeVar
 
-from ._protocol import KEEP, Commit, Keep, Timer
+from ._protocol import KEEP, Commit, Keep, ProcessRecord, Timer
 
 T = TypeVar("T")
 
@@ -48,3 +48,28 @@ def lease_lost_message(commit: Commit, found: int | None) -> str:
         f"cannot commit for {commit.process_id!r} at lease epoch {commit.epoch}: it was "
         f"claimed since (epoch {found}), so another runner owns it; stop running it here"
     )
+
+
+NO_CHANGE: Final = 0
+"""A write that changes nothing a waiter or a runner looks at."""
+OBSERVED: Final = 1
+"""A write that changes a process's status, due time or lease (``Store.version`` grows)."""
+WORK: Final = 2
+"""A write that may make a process claimable, or change when one is (``Store.work_version``
+grows too)."""
+
+
+def change_level(before: ProcessRecord | None, after: ProcessRecord) -> int:
+    """How much a write that turned ``before`` (None: a new process) into ``after`` changed."""
+    claimable = after.due_at is not None and after.lease_owner is None
+    if before is None:
+        return WORK if claimable else OBSERVED
+    if (after.status, after.due_at, after.lease_owner) == (
+        before.status,
+        before.due_at,
+        before.lease_owner,
+    ):
+        return NO_CHANGE
+    if claimable and (after.due_at != before.due_at or before.lease_owner is not None):
+        return WORK
+    return OBSERVED

@@ -19,7 +19,16 @@ from typing import Self
 import attrs
 import trio
 
-from ._common import check_commit, due_at, lease_lost_message, pick, sorted_timers
+from ._common import (
+    OBSERVED,
+    WORK,
+    change_level,
+    check_commit,
+    due_at,
+    lease_lost_message,
+    pick,
+    sorted_timers,
+)
 from ._errors import LeaseLost, StoreClosed, StoreError
 from ._lease import lease_is_live
 from ._protocol import (
@@ -65,6 +74,8 @@ class MemoryStore:
         self._next_seq = 1
         self._depth = 0
         self._version = 0
+        self._work_version = 0
+        self._work = trio.Event()
         self._changed = trio.Event()
         self._operations = 0
 
@@ -165,7 +176,7 @@ class MemoryStore:
         self._inbox[new.id] = {}
         self._waits[new.id] = ()
         self._timers[new.id] = ()
-        self._bump()
+        self._bump(change_level(None, record))
         return _out(record)
 
     async def get(self, process_id: str) -> ProcessRecord | None:
@@ -253,12 +264,7 @@ class MemoryStore:
             if commit.release and not ready:
                 updated = attrs.evolve(updated, lease_owner=None, lease_until=None)
         self._processes[pid] = updated
-        if (updated.status, updated.due_at, updated.lease_owner) != (
-            record.status,
-            record.due_at,
-            record.lease_owner,
-        ):
-            self._bump()
+        self._bump(change_level(record, updated))
         return emitted
 
     def _ready(self, process_id: str) -> tuple[SignalRecord, ...]:
@@ -283,9 +289,11 @@ class MemoryStore:
     ) -> EmitResult:
         await self._enter()
         self._operations += 1
-        result = self._emit_now(signal, now)
-        wanted = set(take)
-        if not wanted or owner is None:
+        wanted = set(take) if owner is not None else set()
+        # woken processes this emit takes are leased at once: not work for any due loop
+        quiet = {pid for pid in wanted if self._claimable(pid, now)}
+        result = self._emit_now(signal, now, quiet)
+        if not wanted:
             return result
         taken = []
         for pid in result.woken:
@@ -300,7 +308,7 @@ class MemoryStore:
                 taken.append(self._loaded(pid))
         return attrs.evolve(result, taken=tuple(taken))
 
-    def _emit_now(self, signal: NewSignal, now: float) -> EmitResult:
+    def _emit_now(self, signal: NewSignal, now: float, quiet: Collection[str] = ()) -> EmitResult:
         key = signal.idempotency_key
         if key is not None and key in self._keys:
             seq = self._keys[key]
@@ -329,7 +337,7 @@ class MemoryStore:
         if key is not None:
             self._keys[key] = seq
         if reached:
-            self._bump()
+            self._bump(WORK if set(woken) - set(quiet) else OBSERVED)
         return EmitResult(seq, len(reached), tuple(reached), tuple(woken))
 
     def _route(self, params: dict[str, str]) -> list[str]:
@@ -493,10 +501,15 @@ class MemoryStore:
     def version(self) -> int:
         return self._version
 
-    def _bump(self) -> None:
-        self._version += 1
-        self._changed.set()
-        self._changed = trio.Event()
+    def _bump(self, level: int = WORK) -> None:
+        if level >= OBSERVED:
+            self._version += 1
+            self._changed.set()
+            self._changed = trio.Event()
+        if level >= WORK:
+            self._work_version += 1
+            self._work.set()
+            self._work = trio.Event()
 
     async def wait_for_change(self, seen: int) -> int:
         """Wait until ``version > seen``; a checkpoint even when it already is."""
@@ -505,6 +518,18 @@ class MemoryStore:
         while self._version <= seen:
             await self._changed.wait()
         return self._version
+
+    @property
+    def work_version(self) -> int:
+        return self._work_version
+
+    async def wait_for_work(self, seen: int) -> int:
+        """Wait until ``work_version > seen``; a checkpoint even when it already is."""
+        if self._work_version > seen:
+            await trio.lowlevel.checkpoint()
+        while self._work_version <= seen:
+            await self._work.wait()
+        return self._work_version
 
     def statistics(self) -> StoreStatistics:
         return StoreStatistics(

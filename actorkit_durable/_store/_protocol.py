@@ -421,6 +421,18 @@ class Store(Protocol):
         """Wait until ``version > seen`` and return it (no polling on the memory store)."""
         ...
 
+    @property
+    def work_version(self) -> int:
+        """A counter that grows after writes that may make a process claimable or change when
+        one is (created or released with a due time, woken, given timers; not a process
+        finishing or one leased to its runner), and after writes by other clients of a shared
+        file or server: a runner's due loop waits on it, not on every change."""
+        ...
+
+    async def wait_for_work(self, seen: int) -> int:
+        """Wait until ``work_version > seen`` and return it."""
+        ...
+
     def statistics(self) -> StoreStatistics:
         """Counters of this store object."""
         ...

@@ -20,6 +20,7 @@ from typing import Literal, Self, TypeVar
 import attrs
 import trio
 
+from ._common import NO_CHANGE, OBSERVED, WORK
 from ._errors import StoreClosed, StoreError
 from ._protocol import (
     ClaimBatch,
@@ -91,6 +92,8 @@ class SQLiteStore:
         self._writer: Writer | None = None
         self._depth = 0
         self._version = 0
+        self._work_version = 0
+        self._work = trio.Event()
         self._changed = trio.Event()
         self._opening = trio.Lock()
 
@@ -170,7 +173,7 @@ class SQLiteStore:
     async def create(
         self, new: NewProcess, *, now: float, owner: str | None = None, lease_for: float = 0.0
     ) -> tuple[ProcessRecord, bool]:
-        def body(connection: sqlite3.Connection) -> tuple[tuple[ProcessRecord, bool], bool]:
+        def body(connection: sqlite3.Connection) -> tuple[tuple[ProcessRecord, bool], int]:
             (record, created), changed = create_process(connection, new, now, owner, lease_for)
             assert record is not None
             return (record, created), changed
@@ -185,14 +188,14 @@ class SQLiteStore:
                 f"create_committed({new.id!r}): the commit must be for that process at epoch 1"
             )
 
-        def body(connection: sqlite3.Connection) -> tuple[CommitResult | None, bool]:
+        def body(connection: sqlite3.Connection) -> tuple[CommitResult | None, int]:
             (_, created), _ = create_process(
                 connection, new, now, owner, lease_for, read_back=False
             )
             if not created:
-                return None, False
-            result, _ = commit_process(connection, commit, now)
-            return result, True
+                return None, NO_CHANGE
+            result, change = commit_process(connection, commit, now)
+            return result, max(change, OBSERVED)
 
         return await self._call(body)
 
@@ -216,13 +219,16 @@ class SQLiteStore:
     ) -> EmitResult:
         wanted = set(take)
 
-        def body(connection: sqlite3.Connection) -> tuple[EmitResult, bool]:
+        def body(connection: sqlite3.Connection) -> tuple[EmitResult, int]:
             result = emit_signal(connection, signal, now)
             ids = sorted(pid for pid in result.woken if pid in wanted)
             if ids and owner is not None:
                 batch = claim_processes(connection, owner, now, lease_for, 0, ids)
                 result = attrs.evolve(result, taken=batch.claimed)
-            return result, bool(result.delivered_to)
+            taken = {loaded.process.id for loaded in result.taken}
+            if set(result.woken) - taken:
+                return result, WORK
+            return result, OBSERVED if result.delivered_to else NO_CHANGE
 
         return await self._call(body)
 
@@ -324,10 +330,27 @@ class SQLiteStore:
     def version(self) -> int:
         return self._version
 
-    def _bump(self) -> None:
-        self._version += 1
-        self._changed.set()
-        self._changed = trio.Event()
+    def _bump(self, level: int = WORK) -> None:
+        if level >= OBSERVED:
+            self._version += 1
+            self._changed.set()
+            self._changed = trio.Event()
+        if level >= WORK:
+            self._work_version += 1
+            self._work.set()
+            self._work = trio.Event()
+
+    @property
+    def work_version(self) -> int:
+        return self._work_version
+
+    async def wait_for_work(self, seen: int) -> int:
+        """Wait until ``work_version > seen`` (as ``wait_for_change``)."""
+        if self._work_version > seen:
+            await trio.lowlevel.checkpoint()
+        while self._work_version <= seen:
+            await self._work.wait()
+        return self._work_version
 
     async def wait_for_change(self, seen: int) -> int:
         """Wait until ``version > seen``: after a waking write through this object, or within

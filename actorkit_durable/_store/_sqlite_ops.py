@@ -13,7 +13,16 @@ from typing import Any
 
 import attrs
 
-from ._common import check_commit, due_at, lease_lost_message, pick
+from ._common import (
+    NO_CHANGE,
+    OBSERVED,
+    WORK,
+    change_level,
+    check_commit,
+    due_at,
+    lease_lost_message,
+    pick,
+)
 from ._errors import LeaseLost, StoreError
 from ._lease import owner_is_dead
 from ._protocol import (
@@ -117,7 +126,7 @@ def create_process(
     owner: str | None,
     lease_for: float,
     read_back: bool = True,
-) -> tuple[tuple[ProcessRecord | None, bool], bool]:
+) -> tuple[tuple[ProcessRecord | None, bool], int]:
     """Insert the process unless its id exists; ((the stored row, or None without
     ``read_back``), created), changed."""
     leased = owner is not None
@@ -148,12 +157,15 @@ def create_process(
             [(new.id, key, value) for key, value in new.params.items()],
         )
     record = get_process(connection, new.id) if read_back or not created else None
-    return (record, created), created
+    if not created:
+        return (record, created), NO_CHANGE
+    claimable = new.due_at is not None and owner is None and new.status not in FINISHED
+    return (record, created), WORK if claimable else OBSERVED
 
 
 def commit_process(
     connection: sqlite3.Connection, commit: Commit, now: float
-) -> tuple[CommitResult, bool]:
+) -> tuple[CommitResult, int]:
     pid = commit.process_id
     row = connection.execute(
         f"SELECT {COLUMNS}, (SELECT min(fire_at) FROM timer WHERE process_id = :id), "
@@ -228,12 +240,12 @@ def commit_process(
             fields.update(lease_owner=None, lease_until=None)
     after = attrs.evolve(before, **fields)
     _write(connection, after)
-    changed = (after.status, after.due_at, after.lease_owner) != (
-        before.status,
-        before.due_at,
-        before.lease_owner,
-    ) or any(result.delivered_to for result in emitted)
-    return CommitResult(process=after, ready=ready, emitted=emitted), changed
+    change = change_level(before, after)
+    if any(result.woken for result in emitted):
+        change = WORK
+    elif any(result.delivered_to for result in emitted):
+        change = max(change, OBSERVED)
+    return CommitResult(process=after, ready=ready, emitted=emitted), change
 
 
 def _write(connection: sqlite3.Connection, record: ProcessRecord) -> None:

@@ -35,13 +35,15 @@ import attrs
 import outcome
 import trio
 
+from ._common import WORK
 from ._errors import StoreClosed, StoreError
 
 T = TypeVar("T")
 
-Operation = Callable[[sqlite3.Connection], tuple[T, bool]]
-"""A job body: runs on the writer's connection inside a savepoint; returns (result, changed)
-where ``changed`` says the write may change what a claim returns (see ``Store.version``)."""
+Operation = Callable[[sqlite3.Connection], tuple[T, int]]
+"""A job body: runs on the writer's connection inside a savepoint; returns (result, change)
+where ``change`` is ``NO_CHANGE``, ``OBSERVED`` or ``WORK`` (see ``_common``; a bool is read
+as no change or work)."""
 
 _Kind = Literal["open", "read", "write", "close"]
 
@@ -53,7 +55,7 @@ class _Job:
     task: trio.lowlevel.Task
     token: trio.lowlevel.TrioToken
     result: outcome.Outcome[Any] | None = None
-    changed: bool = False
+    changed: int = 0
 
 
 @attrs.define
@@ -74,7 +76,7 @@ class Writer:
         *,
         describe: str,
         counters: WriterCounters,
-        on_change: Callable[[], None],
+        on_change: Callable[[int], None],
         poll_interval: float,
         max_batch: int,
     ) -> None:
@@ -131,9 +133,9 @@ class Writer:
         # cancellation is delivered at its next checkpoint.
         return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
 
-    def _deliver(self, jobs: list[_Job], changed: bool) -> None:
+    def _deliver(self, jobs: list[_Job], changed: int) -> None:
         if changed:
-            self._on_change()
+            self._on_change(changed)
         for job in jobs:
             assert job.result is not None
             trio.lowlevel.reschedule(job.task, job.result)
@@ -230,7 +232,8 @@ class Writer:
         """One job in its own savepoint; a sqlite3 error that breaks the transaction escapes."""
         connection.execute("SAVEPOINT operation")
         try:
-            value, job.changed = job.body(connection)
+            value, change = job.body(connection)
+            job.changed = WORK if change is True else int(change)
         except Exception as error:
             connection.execute("ROLLBACK TO operation")
             connection.execute("RELEASE operation")
@@ -243,7 +246,7 @@ class Writer:
         translated = self._translate(error)
         for job in batch:
             job.result = outcome.Error(translated)
-            job.changed = False
+            job.changed = 0
         self._send(batch)
 
     def _fail_queued(self, error: BaseException) -> None:
@@ -261,7 +264,7 @@ class Writer:
         for job in jobs:
             by_token.setdefault(job.token, []).append(job)
         for token, group in by_token.items():
-            changed = any(job.changed for job in group)
+            changed = max(job.changed for job in group)
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(self._deliver, group, changed)
 
@@ -273,7 +276,7 @@ class Writer:
             return last_version
         if version != last_version and self._token is not None:
             with contextlib.suppress(trio.RunFinishedError):
-                self._token.run_sync_soon(self._on_change)
+                self._token.run_sync_soon(self._on_change, WORK)
         return version
 
     def _translate(self, error: BaseException) -> BaseException:

@@ -552,6 +552,39 @@ async def test_emit_takes_the_woken_processes_it_is_asked_to(store: Store) -> No
     assert [c.process.id for c in batch.claimed] == ["q"]
 
 
+async def test_work_version_grows_only_for_claimable_work(store: Store) -> None:
+    def versions() -> tuple[int, int]:
+        return store.version, store.work_version
+
+    def grew(before: tuple[int, int]) -> tuple[bool, bool]:
+        return store.version > before[0], store.work_version > before[1]
+
+    seen = versions()
+    epoch = await leased(store, "p", order="1")  # leased to its runner: nothing to claim
+    assert grew(seen) == (True, False)
+    seen = versions()
+    await store.create(new("q", due_at=1.0, order="1"), now=1.0)  # due and free
+    assert grew(seen) == (True, True)
+    await store.claim(OWNER, now=1.0, lease_for=5.0, ids=["q"])
+    seen = versions()
+    parked = await store.commit(park("p", epoch, "s"), now=2.0)  # waits: not due
+    assert grew(seen) == (True, False)
+    seen = versions()
+    emitted = await store.emit(
+        NewSignal("s", {"order": "1"}), now=3.0, take=["p"], owner=OWNER, lease_for=5.0
+    )
+    assert [t.process.id for t in emitted.taken] == ["p"]  # taken at once: no work
+    assert grew(seen) == (True, False)
+    seen = versions()
+    epoch = emitted.taken[0].process.lease_epoch
+    await store.commit(Commit("p", epoch, status=Status.COMPLETED), now=4.0)  # finished
+    assert grew(seen) == (True, False)
+    seen = versions()
+    await store.release(OWNER, ["q"])  # q is due and now free
+    assert grew(seen) == (True, True)
+    assert parked.process.due_at is None
+
+
 async def test_emit_racing_park_never_loses_a_wakeup(backend: Backend, store: Store) -> None:
     rounds = 30
     epochs = {}
