@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, TypeVar
 
+import trio
+
 from ._protocol import KEEP, Commit, Keep, ProcessRecord, Timer
 
 T = TypeVar("T")
@@ -73,3 +75,42 @@ def change_level(before: ProcessRecord | None, after: ProcessRecord) -> int:
     if claimable and (after.due_at != before.due_at or before.lease_owner is not None):
         return WORK
     return OBSERVED
+
+
+class Counter:
+    """A counter tasks can wait to see grow (no polling)."""
+
+    __slots__ = ("value", "_grew")
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._grew = trio.Event()
+
+    def bump(self) -> None:
+        self.value += 1
+        self._grew.set()
+        self._grew = trio.Event()
+
+    async def wait_past(self, seen: int) -> int:
+        """Wait until ``value > seen`` and return it; a checkpoint even when it already is."""
+        if self.value > seen:
+            await trio.lowlevel.checkpoint()
+        while self.value <= seen:
+            await self._grew.wait()
+        return self.value
+
+
+class ChangeCounters:
+    """A store's ``version`` (``changes``) and ``work_version`` (``work``)."""
+
+    __slots__ = ("changes", "work")
+
+    def __init__(self) -> None:
+        self.changes = Counter()
+        self.work = Counter()
+
+    def bump(self, level: int) -> None:
+        if level >= OBSERVED:
+            self.changes.bump()
+        if level >= WORK:
+            self.work.bump()

@@ -22,6 +22,7 @@ import trio
 from ._common import (
     OBSERVED,
     WORK,
+    ChangeCounters,
     change_level,
     check_commit,
     due_at,
@@ -73,10 +74,7 @@ class MemoryStore:
         self._keys: dict[str, int] = {}
         self._next_seq = 1
         self._depth = 0
-        self._version = 0
-        self._work_version = 0
-        self._work = trio.Event()
-        self._changed = trio.Event()
+        self._counts = ChangeCounters()
         self._operations = 0
 
     def __repr__(self) -> str:
@@ -499,44 +497,29 @@ class MemoryStore:
 
     @property
     def version(self) -> int:
-        return self._version
-
-    def _bump(self, level: int = WORK) -> None:
-        if level >= OBSERVED:
-            self._version += 1
-            self._changed.set()
-            self._changed = trio.Event()
-        if level >= WORK:
-            self._work_version += 1
-            self._work.set()
-            self._work = trio.Event()
-
-    async def wait_for_change(self, seen: int) -> int:
-        """Wait until ``version > seen``; a checkpoint even when it already is."""
-        if self._version > seen:
-            await trio.lowlevel.checkpoint()
-        while self._version <= seen:
-            await self._changed.wait()
-        return self._version
+        return self._counts.changes.value
 
     @property
     def work_version(self) -> int:
-        return self._work_version
+        return self._counts.work.value
+
+    def _bump(self, level: int = WORK) -> None:
+        self._counts.bump(level)
+
+    async def wait_for_change(self, seen: int) -> int:
+        """Wait until ``version > seen``; a checkpoint even when it already is."""
+        return await self._counts.changes.wait_past(seen)
 
     async def wait_for_work(self, seen: int) -> int:
-        """Wait until ``work_version > seen``; a checkpoint even when it already is."""
-        if self._work_version > seen:
-            await trio.lowlevel.checkpoint()
-        while self._work_version <= seen:
-            await self._work.wait()
-        return self._work_version
+        """Wait until ``work_version > seen`` (as ``wait_for_change``)."""
+        return await self._counts.work.wait_past(seen)
 
     def statistics(self) -> StoreStatistics:
         return StoreStatistics(
             operations=self._operations,
             transactions=self._operations,
             largest_batch=1 if self._operations else 0,
-            version=self._version,
+            version=self._counts.changes.value,
         )
 
 

@@ -20,7 +20,7 @@ from typing import Literal, Self, TypeVar
 import attrs
 import trio
 
-from ._common import NO_CHANGE, OBSERVED, WORK
+from ._common import NO_CHANGE, OBSERVED, WORK, ChangeCounters
 from ._errors import StoreClosed, StoreError
 from ._protocol import (
     ClaimBatch,
@@ -91,10 +91,7 @@ class SQLiteStore:
         self._counters = WriterCounters()
         self._writer: Writer | None = None
         self._depth = 0
-        self._version = 0
-        self._work_version = 0
-        self._work = trio.Event()
-        self._changed = trio.Event()
+        self._counts = ChangeCounters()
         self._opening = trio.Lock()
 
     def __repr__(self) -> str:
@@ -328,38 +325,23 @@ class SQLiteStore:
 
     @property
     def version(self) -> int:
-        return self._version
-
-    def _bump(self, level: int = WORK) -> None:
-        if level >= OBSERVED:
-            self._version += 1
-            self._changed.set()
-            self._changed = trio.Event()
-        if level >= WORK:
-            self._work_version += 1
-            self._work.set()
-            self._work = trio.Event()
+        return self._counts.changes.value
 
     @property
     def work_version(self) -> int:
-        return self._work_version
+        return self._counts.work.value
 
-    async def wait_for_work(self, seen: int) -> int:
-        """Wait until ``work_version > seen`` (as ``wait_for_change``)."""
-        if self._work_version > seen:
-            await trio.lowlevel.checkpoint()
-        while self._work_version <= seen:
-            await self._work.wait()
-        return self._work_version
+    def _bump(self, level: int = WORK) -> None:
+        self._counts.bump(level)
 
     async def wait_for_change(self, seen: int) -> int:
         """Wait until ``version > seen``: after a waking write through this object, or within
         about ``poll_interval`` of a commit by another connection to the file."""
-        if self._version > seen:
-            await trio.lowlevel.checkpoint()
-        while self._version <= seen:
-            await self._changed.wait()
-        return self._version
+        return await self._counts.changes.wait_past(seen)
+
+    async def wait_for_work(self, seen: int) -> int:
+        """Wait until ``work_version > seen`` (as ``wait_for_change``)."""
+        return await self._counts.work.wait_past(seen)
 
     def statistics(self) -> StoreStatistics:
         counters = self._counters
@@ -367,7 +349,7 @@ class SQLiteStore:
             operations=counters.operations,
             transactions=counters.transactions,
             largest_batch=counters.largest_batch,
-            version=self._version,
+            version=self._counts.changes.value,
         )
 
 
