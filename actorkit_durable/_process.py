@@ -368,7 +368,7 @@ class Context:
 
     def random(self) -> float:
         """A float in [0, 1) from a generator seeded by the process id: the same in a replay."""
-        return self._run.random.random()
+        return self._run.rng().random()
 
     @overload
     async def step(
@@ -455,8 +455,7 @@ class ProcessRun:
         self.last_at = record.created_at
         self.input: Any = None
         self.raw_input = record.input
-        seed = hashlib.sha256(self.id.encode()).digest()
-        self.random = _random.Random(int.from_bytes(seed[:8], "big"))
+        self._random: _random.Random | None = None
         self.scope = trio.CancelScope()
         self.parked = False
         self.wait_keys: list[tuple[str, tuple[str, ...]]] = []
@@ -488,6 +487,13 @@ class ProcessRun:
         self.birth_lock = trio.Lock()
         self.final: ProcessRecord | None = None
         """The process as stored after this run finished it (for ``h.wait()``)."""
+
+    def rng(self) -> _random.Random:
+        """The generator of ``ctx.random()``, seeded by the process id (made on first use)."""
+        if self._random is None:
+            seed = hashlib.sha256(self.id.encode()).digest()
+            self._random = _random.Random(int.from_bytes(seed[:8], "big"))
+        return self._random
 
     # -- the task -------------------------------------------------------------------------------
 
