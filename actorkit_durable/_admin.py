@@ -2,17 +2,19 @@
 
 Retrying and cancelling are store writes made under a claim, like a runner's, so they are
 fenced against any runtime that holds the process: a runtime finds out at its next write.
+Purging counts what it deletes before it deletes it (the store reports processes only).
 """
 
 from __future__ import annotations
 
 import math
 
+import attrs
 import trio
 
 from ._codec import Codec
 from ._process import KIND, RETRY_MARK
-from ._store import Commit, JournalEntry, ProcessRecord, Status, Store
+from ._store import FINISHED, Commit, JournalEntry, ProcessRecord, Status, Store
 
 _CODEC = Codec()
 
@@ -79,3 +81,31 @@ async def request_cancel(
         # held by a runtime running it: wait for it to let go (or for its lease to end)
         with trio.move_on_after(0.5 if math.isfinite(lease_for) else math.inf):
             await store.wait_for_change(seen)
+
+
+@attrs.frozen
+class PurgeCounts:
+    """What ``purge_finished`` deleted (or, in a dry run, would delete)."""
+
+    processes: int
+    journal_entries: int | None
+    """Journal rows of those processes; None if the processes purged were not the ones
+    counted first (another client finished or purged some meanwhile)."""
+
+
+async def purge_finished(store: Store, *, before: float, dry_run: bool = False) -> PurgeCounts:
+    """Delete the processes finished before ``before`` with their journals, and the signals
+    created before it that no inbox holds (``Store.purge``), counting what goes first."""
+    counted: list[ProcessRecord] = []
+    after: str | None = None
+    while True:
+        page = await store.query(status=FINISHED, after=after, limit=500)
+        counted += [record for record in page if record.updated_at < before]
+        if len(page) < 500:
+            break
+        after = page[-1].id
+    entries = sum(record.journal_length for record in counted)
+    if dry_run:
+        return PurgeCounts(len(counted), entries)
+    purged = await store.purge(finished_before=before)
+    return PurgeCounts(purged, entries if purged == len(counted) else None)

@@ -26,6 +26,12 @@ a class may gain fields with defaults); a field the class lacks is ignored (so a
 and an older reader can share a store during a rolling deploy; the older reader drops the
 field if it re-encodes the value); a field without a default missing from the data is a
 :class:`SnapshotDecodeError` naming the class and the field.
+
+Lenient decoding (``decode(..., lenient=True)``), for tools that show stored data without the
+program that wrote it (the command line): a record or enum of a type this program does not
+know, or a record its class rejects, decodes as an :class:`UnknownRecord` or
+:class:`UnknownEnum` holding the stored type name and fields instead of failing. It builds no
+more than strict decoding does: still only known classes, still nothing imported.
 """
 
 from __future__ import annotations
@@ -38,12 +44,13 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
+import attrs
 import msgpack
 
 from ._exceptions import SnapshotDecodeError
 from ._records import REGISTRY, BadData, qualname, shape_of
 
-__all__ = ["Codec"]
+__all__ = ["Codec", "UnknownEnum", "UnknownRecord"]
 
 _TUPLE: Final = 1
 _RECORD: Final = 2
@@ -84,6 +91,43 @@ def _header(name: str) -> bytes:
     header: bytes = b"\x92" + msgpack.packb(name)
     _HEADERS[name] = header
     return header
+
+
+# -- what lenient decoding builds -------------------------------------------------------------
+
+
+@attrs.frozen
+class UnknownRecord:
+    """A record decoded leniently without building its class: the stored type name (e.g.
+    ``"shop.orders:Payment"``) and its fields, in stored order. ``problem`` says why the class
+    was not built (not registered in this program, or it rejected the fields)."""
+
+    type_name: str
+    fields: tuple[tuple[object, object], ...]
+    problem: str = attrs.field(eq=False)
+
+    @property
+    def short_name(self) -> str:
+        """The class name alone: the part after the module (``"Payment"``)."""
+        return self.type_name.rpartition(":")[2].rpartition(".")[2] or self.type_name
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={value!r}" for name, value in self.fields)
+        return f"{self.short_name}({inner})"
+
+
+@attrs.frozen
+class UnknownEnum:
+    """An enum member decoded leniently without building its enum: the stored type name and
+    value, and why the enum was not built."""
+
+    type_name: str
+    value: object
+    problem: str = attrs.field(eq=False)
+
+    def __repr__(self) -> str:
+        short = self.type_name.rpartition(":")[2] or self.type_name
+        return f"{short}({self.value!r})"
 
 
 # -- the codec --------------------------------------------------------------------------------
@@ -267,7 +311,9 @@ class Codec:
 
     # -- decoding -----------------------------------------------------------------------------
 
-    def decode(self, data: bytes | bytearray | memoryview, *, what: str) -> object:
+    def decode(
+        self, data: bytes | bytearray | memoryview, *, what: str, lenient: bool = False
+    ) -> object:
         """Decode bytes written by :meth:`encode`.
 
         ``what`` describes the data for the error message (``"snapshot of process
@@ -275,6 +321,10 @@ class Codec:
         corrupt or truncated data, data beyond the codec's limits, a record or enum type this
         program has not registered, or a record that cannot be rebuilt; no other exception
         escapes for bad data. Never imports a module or runs code named by the data.
+
+        ``lenient=True`` (for tools that display stored data): a record or enum that strict
+        decoding rejects for its type (not registered, or rejecting its fields) decodes as an
+        :class:`UnknownRecord` or :class:`UnknownEnum` instead; corrupt data still raises.
         """
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"decode() takes bytes, got a {type(data).__name__} for {what}")
@@ -287,7 +337,7 @@ class Codec:
                     f"it is {size} bytes, over the codec's max_bytes={self._max_bytes}: if "
                     "the data is trusted, raise Codec(max_bytes=...)"
                 )
-            value = _Decoding(self._max_items, self._max_depth).unpack(data, size)
+            value = _Decoding(self._max_items, self._max_depth, lenient).unpack(data, size)
             if not self._surely_within_limits(data):
                 broken = _limit_broken(value, self._max_depth, self._max_items)
                 if broken is not None:
@@ -304,11 +354,12 @@ class _Decoding:
     """One decode call: unpacks with the codec's limits, and tracks how deep the extension
     payloads (tuples, records, enums) nest, each of which is unpacked by a nested call."""
 
-    __slots__ = ("_depth", "_max_depth", "_max_items")
+    __slots__ = ("_depth", "_lenient", "_max_depth", "_max_items")
 
-    def __init__(self, max_items: int, max_depth: int) -> None:
+    def __init__(self, max_items: int, max_depth: int, lenient: bool = False) -> None:
         self._max_items = max_items
         self._max_depth = max_depth
+        self._lenient = lenient
         self._depth = 0
 
     def unpack(self, data: bytes | bytearray, size: int) -> object:
@@ -342,6 +393,19 @@ class _Decoding:
         if type(inner) is not list or len(inner) != 2 or type(inner[0]) is not str:
             raise BadData(f"a {'record' if code == _RECORD else 'enum'} in it is malformed")
         name, body = inner
+        if code == _RECORD and type(body) is not dict:
+            raise BadData(f"the fields of record {name!r} are not a map")
+        try:
+            return self._build(code, name, body)
+        except BadData as exc:
+            if not self._lenient:
+                raise
+            if code == _RECORD:
+                return UnknownRecord(name, tuple(body.items()), str(exc))
+            return UnknownEnum(name, body, str(exc))
+
+    @staticmethod
+    def _build(code: int, name: str, body: Any) -> object:
         cls = REGISTRY.by_name.get(name)
         if cls is None:
             raise BadData(
@@ -353,8 +417,6 @@ class _Decoding:
         if code == _RECORD:
             if shape is None:
                 raise BadData(f"type {name!r} is {qualname(cls)}, not an attrs class")
-            if type(body) is not dict:
-                raise BadData(f"the fields of record {name!r} are not a map")
             return shape.build(name, body)
         if not issubclass(cls, enum.Enum):
             raise BadData(f"type {name!r} is {qualname(cls)}, not an enum")

@@ -572,8 +572,9 @@ class ProcessRun:
         if how == "failed":
             error = describe_error(value)
             done = await self._commit(
-                status=Status.FAILED, error=error, waiting_on=None, due_at=None, release=True
-            )
+                status=Status.FAILED, error=error, waiting_on=None, due_at=None,
+                last_error=None, last_error_at=None, release=True,
+            )  # fmt: skip
             self.final = done.process
             runtime._process_event(self, "failed", error)
             return

@@ -469,6 +469,8 @@ class Runtime:
 
     async def _wake_suspended(self) -> None:
         """At opening: processes suspended by an error run again (their code may be fixed)."""
+        if not self._processes:  # a runtime that runs no processes (one that only emits)
+            return
         store = self._store
         after: str | None = None
         while True:

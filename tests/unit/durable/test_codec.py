@@ -19,6 +19,7 @@ import pytest
 
 import actorkit
 import actorkit_durable as dur
+from actorkit_durable import _codec as dur_codec
 
 WHAT = "snapshot of process order/1/fulfillment"
 
@@ -596,3 +597,49 @@ def test_a_large_value_does_not_disturb_later_ones() -> None:
     big = {"blob": b"x" * (2 << 20), "p": Payment("t", 1)}
     assert round_trip(big) == big
     assert round_trip([Payment("u", 2)]) == [Payment("u", 2)]
+
+
+# --- lenient decoding (for tools that show stored data: the command line) -------------------
+
+
+def test_lenient_decoding_keeps_unknown_records_and_enums_as_their_name_and_fields() -> None:
+    module = "tests_codec_lenient_never_imported"
+    unknown = _record(f"{module}:Payment", {"amount": 5, "qty": 2})
+    known = codec.encode(Line("a", 3))
+    enum_member = _ext(3, b"\x92" + _str(f"{module}:Color") + bytes([1]))
+    data = b"\x93" + unknown + known + enum_member  # a list of the three
+    decode_error(data)  # strict decoding refuses it
+    decoded = codec.decode(data, what=WHAT, lenient=True)
+    assert isinstance(decoded, list)
+    record, line, member = decoded
+    assert isinstance(record, dur_codec.UnknownRecord)
+    assert record.type_name == f"{module}:Payment"
+    assert record.fields == (("amount", 5), ("qty", 2))
+    assert "not registered" in record.problem
+    assert repr(record) == "Payment(amount=5, qty=2)"
+    assert line == Line("a", 3)  # known classes are built as usual
+    assert isinstance(member, dur_codec.UnknownEnum)
+    assert (member.type_name, member.value) == (f"{module}:Color", 1)
+    assert repr(member) == "Color(1)"
+    assert module not in sys.modules  # nothing imported
+
+
+def test_lenient_decoding_keeps_records_their_class_rejects() -> None:
+    rejected = codec.encode({"p": Positive(1)}).replace(b"\x01", b"\x00")
+    decoded = codec.decode(rejected, what=WHAT, lenient=True)
+    assert isinstance(decoded, dict)
+    record = decoded["p"]
+    assert isinstance(record, dur_codec.UnknownRecord)
+    assert record.fields == (("n", 0),)
+    assert "rejected the fields" in record.problem
+    bad_member = codec.encode(Size.SMALL).replace(b"\xa1s", b"\xa1x")
+    member = codec.decode(bad_member, what=WHAT, lenient=True)
+    assert isinstance(member, dur_codec.UnknownEnum)
+    assert member.value == "x"
+
+
+def test_lenient_decoding_still_refuses_corrupt_data() -> None:
+    with pytest.raises(dur.SnapshotDecodeError, match="truncated"):
+        codec.decode(codec.encode([Line("a")])[:-2], what=WHAT, lenient=True)
+    with pytest.raises(dur.SnapshotDecodeError, match="not a map"):
+        codec.decode(_ext(2, b"\x92" + _str("x:Y") + b"\x01"), what=WHAT, lenient=True)
