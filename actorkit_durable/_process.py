@@ -606,11 +606,12 @@ class ProcessRun:
             async with self.birth_lock:
                 if self.unborn is not None:
                     return await self._birth(changes)
-        if self.staged:
-            changes["journal"] = self.staged
+        staged, staged_consume = self.staged, self.staged_consume
+        if staged:
+            changes["journal"] = staged
             self.staged = []
-            if self.staged_consume:
-                changes["consume"] = [*self.staged_consume, *changes.get("consume", ())]
+            if staged_consume:
+                changes["consume"] = [*staged_consume, *changes.get("consume", ())]
                 self.staged_consume = []
         try:
             result = await runtime._store.commit(
@@ -620,6 +621,13 @@ class ProcessRun:
             # another runtime took the process over (or it was cancelled from outside)
             self.dropped = True
             raise _Parked(self.id) from None
+        except BaseException:
+            # not applied (a store call is atomic, and one cancelled before it started does
+            # nothing): the entries stay staged, for the flush on the way out
+            if staged:
+                self.staged = [*staged, *self.staged]
+                self.staged_consume = [*staged_consume, *self.staged_consume]
+            raise
         runtime._commits += 1
         return result
 
@@ -699,6 +707,7 @@ class ProcessRun:
             runtime._codec.encode(payload, what=f"{kind} {name!r} of process {self.id}"),
             runtime.now(),
         )
+        self._announce_running()  # live again after a wait or an error
         if not self.staged:
             self.staged_since = trio.current_time() if since is None else since
         self.staged.append(entry)
