@@ -1908,3 +1908,79 @@ async def test_a_process_failed_in_another_runtime_is_retried_by_one_that_can_ru
             async with open_rt(store, cap=cap) as admin:  # no definitions, like the CLI
                 await admin.retry(h.id)
             assert await h.wait() == "archived"
+
+
+async def test_a_step_that_returns_while_the_runtime_closes_is_not_run_again(
+    autojump_clock: trio.testing.MockClock, cap: int
+) -> None:
+    ran: list[str] = []
+    started = trio.Event()
+
+    async def charge() -> str:
+        ran.append("charge")
+        started.set()
+        with trio.CancelScope(shield=True):  # an effect that completes once begun
+            await trio.sleep(0.5)
+        return "receipt"
+
+    @dur.process("/job/:job")
+    async def proc(ctx: dur.Context, job: str) -> str:
+        receipt = await ctx.step(charge, name="charge")
+        await ctx.signal(Flow.go)
+        return receipt
+
+    store = dur.MemoryStore()
+    with trio.fail_after(TIMEOUT):
+        async with open_rt(store, proc, cap=cap) as rt:
+            await rt.start(proc, job="j1")
+            await started.wait()
+        # the block was left while charge ran: its result is written on the way out
+        async with store:
+            loaded = await store.load("job/j1")
+        assert loaded is not None
+        assert [(e.kind, e.name) for e in loaded.journal] == [("step", "charge")]
+        async with open_rt(store, proc, cap=cap) as rt:
+            h = rt.handle("job/j1")
+            await suspended(h)
+            assert await rt.emit(Flow.go, job="j1") == 1
+            assert await h.wait() == "receipt"
+    assert ran == ["charge"]
+
+
+async def test_events_after_a_retry_of_a_recoverable_error(
+    autojump_clock: trio.testing.MockClock, cap: int
+) -> None:
+    class Down(dur.RecoverableError):
+        pass
+
+    down = {"on": True}
+    events: list[tuple[str, str | None]] = []
+
+    def flaky() -> int:
+        if down["on"]:
+            raise Down("service down")
+        return 1
+
+    @dur.process("/job/:job")
+    async def proc(ctx: dur.Context, job: str) -> None:
+        await ctx.step(flaky, name="flaky")
+        await ctx.signal(Flow.go)
+
+    def on_event(event: object) -> None:
+        if isinstance(event, dur.ProcessEvent):
+            events.append((event.status, event.detail))
+
+    with trio.fail_after(TIMEOUT):
+        async with open_rt(dur.MemoryStore(), proc, cap=cap, on_event=on_event) as rt:
+            h = await rt.start(proc, job="j1")
+            await suspended(h)
+            down["on"] = False
+            await rt.retry(h.id)
+            state = await suspended(h)
+            assert state.waiting_on == f"signal {Flow.go.path}"
+    assert events == [
+        ("started", None),
+        ("suspended", "Down: service down"),
+        ("running", None),
+        ("suspended", f"signal {Flow.go.path}"),
+    ]
