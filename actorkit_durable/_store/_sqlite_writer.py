@@ -28,6 +28,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, cast
 
@@ -46,6 +47,10 @@ where ``change`` is ``NO_CHANGE``, ``OBSERVED`` or ``WORK`` (see ``_common``; a 
 as no change or work)."""
 
 _Kind = Literal["open", "read", "write", "close"]
+
+_WATCH_WHEN_BUSY = 0.005
+"""Seconds between looks at ``PRAGMA data_version`` while batches keep coming (when idle, the
+thread looks every ``poll_interval``)."""
 
 
 @attrs.define(eq=False)
@@ -149,6 +154,7 @@ class Writer:
             if connection is None:
                 return
             last_version = _data_version(connection)
+            watched = time.monotonic()
             while True:
                 try:
                     first = self._queue.get(timeout=self._poll_interval)
@@ -164,7 +170,10 @@ class Writer:
                     close.result = outcome.Value(None)
                     self._send([close])
                     return
-                last_version = self._watch(connection, last_version)
+                now = time.monotonic()
+                if now - watched >= _WATCH_WHEN_BUSY:  # busy: look every few ms, not per batch
+                    watched = now
+                    last_version = self._watch(connection, last_version)
         except BaseException as error:  # the thread must never leave a task waiting forever
             self._fail_queued(error)
             raise
@@ -213,9 +222,13 @@ class Writer:
             self._fail(batch, error)
             return
         try:
-            for job in batch:
-                self._run_job(connection, job)
-            connection.execute("COMMIT")
+            if len(batch) == 1:  # no savepoint needed: the transaction is the job's own
+                self._run_single(connection, batch[0])
+            else:
+                for job in batch:
+                    self._run_job(connection, job)
+            if connection.in_transaction:
+                connection.execute("COMMIT")
         except sqlite3.Error as error:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -227,6 +240,17 @@ class Writer:
             counters.transactions += 1
             counters.largest_batch = max(counters.largest_batch, writes)
         self._send(batch)
+
+    def _run_single(self, connection: sqlite3.Connection, job: _Job) -> None:
+        """A batch of one job: its error rolls the whole transaction back."""
+        try:
+            value, change = job.body(connection)
+        except Exception as error:
+            connection.execute("ROLLBACK")
+            job.result = outcome.Error(self._translate(error))
+        else:
+            job.changed = WORK if change is True else int(change)
+            job.result = outcome.Value(value)
 
     def _run_job(self, connection: sqlite3.Connection, job: _Job) -> None:
         """One job in its own savepoint; a sqlite3 error that breaks the transaction escapes."""
