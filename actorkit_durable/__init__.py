@@ -10,6 +10,8 @@ claim/lease protocol.
 """
 
 from ._codec import Codec as Codec
+from ._context import Context as Context
+from ._definitions import App as App
 from ._exceptions import DurableError as DurableError
 from ._exceptions import NondeterminismError as NondeterminismError
 from ._exceptions import ProcessCancelled as ProcessCancelled
@@ -21,7 +23,6 @@ from ._persistent import ActorElsewhere as ActorElsewhere
 from ._persistent import PersistentActor as PersistentActor
 from ._persistent import PersistentRef as PersistentRef
 from ._persistent import persistent_actor as persistent_actor
-from ._process import Context as Context
 from ._process import Delay as Delay
 from ._process import ProcessDef as ProcessDef
 from ._process import ProcessEvent as ProcessEvent
@@ -33,7 +34,6 @@ from ._process import StepFailed as StepFailed
 from ._process import delay as delay
 from ._process import process as process
 from ._records import record as record
-from ._runtime import App as App
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeStatistics as RuntimeStatistics
 from ._runtime import open_runtime as open_runtime

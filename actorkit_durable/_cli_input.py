@@ -19,8 +19,8 @@ from typing import Any
 
 import attrs
 
+from ._definitions import App
 from ._paths import PathTemplate
-from ._runtime import App
 from ._signals import SignalDef, Signals, signals_of
 
 
