@@ -59,8 +59,10 @@ async def request_retry(
 async def request_cancel(
     store: Store, process_id: str, *, owner: str, now: float, lease_for: float
 ) -> ProcessRecord | None:
-    """Cancel the process unless it is finished; wait while another runtime runs it (it lets
-    go when it next waits or finishes). The process as it ends up, or None if unknown."""
+    """Cancel the process unless it is finished. While another runtime runs it, the process is
+    marked (``Store.request_cancel``): that runtime cancels its run and records CANCELLED.
+    Returns the process as it ends up, or None if there is no such process."""
+    asked = False
     while True:
         seen = store.version
         record = await store.get(process_id)
@@ -78,7 +80,14 @@ async def request_cancel(
                 now=now,
             )  # fmt: skip
             return result.process
-        # held by a runtime running it: wait for it to let go (or for its lease to end)
+        # held by a runtime running it: mark it, so that runtime cancels its run (at once,
+        # or when it next writes or claims it), then wait for it to let go
+        if not asked:
+            asked = True
+            marked = await store.request_cancel(process_id, now=now)
+            if marked is None or marked.status.finished:
+                return marked
+            continue
         with trio.move_on_after(0.5 if math.isfinite(lease_for) else math.inf):
             await store.wait_for_change(seen)
 

@@ -443,8 +443,9 @@ async def _cancel(options: argparse.Namespace) -> int:
             holder = await store.get(process_id)
             running = f" in {holder.lease_owner}" if holder and holder.lease_owner else ""
             raise CommandError(
-                f"{process_id} is still running{running} after {options.wait:g} s (a step has "
-                "not returned); it was not cancelled: try again, or with a longer --wait"
+                f"{process_id} is still running{running} after {options.wait:g} s; it is marked "
+                "for cancellation, which that runtime carries out when it next looks at the "
+                "store (`show` tells when)"
             )
     if after is None:
         raise CommandError(f"{process_id} was deleted meanwhile")

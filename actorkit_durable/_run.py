@@ -267,7 +267,16 @@ class ProcessRun:
                 self.staged_consume = [*staged_consume, *self.staged_consume]
             raise
         runtime._commits += 1
+        if result.process.cancel_requested:
+            self.cancel_from_outside()
         return result
+
+    def cancel_from_outside(self) -> None:
+        """Another program asked for this process to be cancelled while this run held it:
+        the handler is cancelled at its current await, and the run records CANCELLED."""
+        if not self.cancel_requested and not self.dropped:
+            self.cancel_requested = True
+            self.scope.cancel()
 
     async def give_birth(self) -> None:
         """Create the process now with what it has recorded so far (``rt.start`` does this

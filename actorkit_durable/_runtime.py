@@ -440,6 +440,7 @@ class Runtime(ProcessesMixin):
                         fresh = await store.load(record.id)
                         if fresh is not None:
                             activation.deliver(fresh.inbox)
+            await self._cancel_requested_here()
             if len(batch.claimed) == 100:
                 continue
             deadline = math.inf

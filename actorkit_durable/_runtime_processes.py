@@ -228,8 +228,23 @@ class ProcessesMixin:
         run = ProcessRun(self._as_runtime(), definition, loaded)
         self._runs[run.id] = run
         self._activations += 1
+        if loaded.process.cancel_requested:  # asked while another runner held it
+            run.cancel_from_outside()
         self._nursery.start_soon(run.main, name=f"process {run.id}")
         return run
+
+    async def _cancel_requested_here(self) -> None:
+        """Cancel the runs of processes that another program asked to cancel (it could not
+        claim them: this runtime held them)."""
+        if all(run.parked for run in self._runs.values()):
+            return
+        found = await self._store.query(
+            owner=self._owner, kind=PROCESS_KIND, cancel_requested=True, limit=1000
+        )
+        for record in found:
+            run = self._runs.get(record.id)
+            if run is not None and not run.parked:
+                run.cancel_from_outside()
 
     def _process_due(self, loaded: LoadedProcess) -> None:
         process = loaded.process
@@ -240,6 +255,8 @@ class ProcessesMixin:
         run = self._runs.get(process.id)
         if run is not None and run.resume(loaded):
             self._unpark(run)
+            if process.cancel_requested:
+                run.cancel_from_outside()
             return
         self._begin(definition, loaded)
 

@@ -177,6 +177,19 @@ class MemoryStore:
         self._bump(change_level(None, record))
         return _out(record)
 
+    async def request_cancel(self, process_id: str, *, now: float) -> ProcessRecord | None:
+        await self._enter()
+        self._operations += 1
+        record = self._processes.get(process_id)
+        if record is None:
+            return None
+        if record.status not in FINISHED and not record.cancel_requested:
+            record = self._processes[process_id] = attrs.evolve(
+                record, cancel_requested=True, updated_at=now
+            )
+            self._bump(WORK)
+        return _out(record)
+
     async def get(self, process_id: str) -> ProcessRecord | None:
         await self._enter()
         record = self._processes.get(process_id)
@@ -453,6 +466,7 @@ class MemoryStore:
         limit: int = 100,
         owner: str | None = None,
         due_by: float | None = None,
+        cancel_requested: bool | None = None,
     ) -> tuple[ProcessRecord, ...]:
         await self._enter()
         statuses = {status} if isinstance(status, Status) else status
@@ -466,6 +480,7 @@ class MemoryStore:
                 and (after is None or record.id > after)
                 and (owner is None or record.lease_owner == owner)
                 and (due_by is None or (record.due_at is not None and record.due_at <= due_by))
+                and (cancel_requested is None or record.cancel_requested == cancel_requested)
             ),
             key=lambda record: record.id,
         )

@@ -130,6 +130,9 @@ class ProcessRecord:
     last_error_at: float | None
     created_at: float
     updated_at: float
+    cancel_requested: bool = False
+    """Someone asked for it to be cancelled while another runner held it
+    (``request_cancel``): the runner that holds it, or claims it next, cancels it."""
 
 
 @attrs.frozen
@@ -332,6 +335,12 @@ class Store(Protocol):
         """The process's row, or None."""
         ...
 
+    async def request_cancel(self, process_id: str, *, now: float) -> ProcessRecord | None:
+        """Mark an unfinished process for cancellation (for a process that another runner
+        holds; a caller that can claim it cancels it itself). The process, or None if there
+        is no such process."""
+        ...
+
     async def load(self, process_id: str) -> LoadedProcess | None:
         """The process with its journal, inbox, waits and timers, or None."""
         ...
@@ -397,6 +406,7 @@ class Store(Protocol):
         limit: int = 100,
         owner: str | None = None,
         due_by: float | None = None,
+        cancel_requested: bool | None = None,
     ) -> tuple[ProcessRecord, ...]:
         """Processes by id order matching every filter given; page on with ``after=last.id``.
 

@@ -46,6 +46,7 @@ from ._sqlite_ops import (
     owner_dead_sql,
     purge_processes,
     record_from_row,
+    request_cancel,
 )
 from ._sqlite_schema import migrate
 from ._sqlite_writer import Operation, Writer, WriterCounters
@@ -196,6 +197,9 @@ class SQLiteStore:
 
         return await self._call(body)
 
+    async def request_cancel(self, process_id: str, *, now: float) -> ProcessRecord | None:
+        return await self._call(lambda c: request_cancel(c, process_id, now))
+
     async def get(self, process_id: str) -> ProcessRecord | None:
         return await self._call(lambda c: (get_process(c, process_id), False), write=False)
 
@@ -292,6 +296,7 @@ class SQLiteStore:
         limit: int = 100,
         owner: str | None = None,
         due_by: float | None = None,
+        cancel_requested: bool | None = None,
     ) -> tuple[ProcessRecord, ...]:
         clauses: list[str] = []
         args: list[object] = []
@@ -309,6 +314,9 @@ class SQLiteStore:
         if due_by is not None:
             clauses.append("due_at <= ?")
             args.append(due_by)
+        if cancel_requested is not None:
+            clauses.append("cancel_requested = ?")
+            args.append(int(cancel_requested))
         where = " AND ".join(clauses) or "1"
         sql = f"SELECT {COLUMNS} FROM process WHERE {where} ORDER BY id LIMIT ?"
         args.append(max(limit, 0))

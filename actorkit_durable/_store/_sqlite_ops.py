@@ -47,7 +47,7 @@ from ._protocol import (
 COLUMNS = (
     "id, kind, path, params, status, input, snapshot, journal_length, waiting_on, due_at, "
     "lease_owner, lease_until, lease_epoch, attempts, result, error, last_error, "
-    "last_error_at, created_at, updated_at"
+    "last_error_at, created_at, updated_at, cancel_requested"
 )
 _SIGNAL_COLUMNS = "s.seq, s.name, s.params, s.payload, s.idempotency_key, s.created_at"
 _FINISHED_SQL = "(" + ", ".join(f"'{status.value}'" for status in sorted(FINISHED)) + ")"
@@ -69,6 +69,7 @@ def record_from_row(row: Sequence[object]) -> ProcessRecord:
     values = list(row)
     values[3] = json.loads(str(values[3]))
     values[4] = Status(str(values[4]))
+    values[20] = bool(values[20])
     return ProcessRecord(*values)  # type: ignore[arg-type]
 
 
@@ -398,3 +399,14 @@ def purge_processes(connection: sqlite3.Connection, before: float) -> int:
         (before,),
     )
     return count
+
+
+def request_cancel(
+    connection: sqlite3.Connection, process_id: str, now: float
+) -> tuple[ProcessRecord | None, int]:
+    changed = connection.execute(
+        f"UPDATE process SET cancel_requested = 1, updated_at = ? WHERE id = ? AND {UNFINISHED} "
+        "AND cancel_requested = 0",
+        (now, process_id),
+    ).rowcount
+    return get_process(connection, process_id), WORK if changed else NO_CHANGE

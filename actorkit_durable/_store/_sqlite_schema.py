@@ -82,6 +82,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (process_id, timer_id)
         ) WITHOUT ROWID""",
     ),
+    # 1 -> 2: cancellation asked of a process that another runner holds
+    ("ALTER TABLE process ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

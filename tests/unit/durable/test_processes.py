@@ -1984,3 +1984,32 @@ async def test_events_after_a_retry_of_a_recoverable_error(
         ("running", None),
         ("suspended", f"signal {Flow.go.path}"),
     ]
+
+
+async def test_cancel_from_another_runtime_interrupts_a_step_that_never_returns(
+    autojump_clock: trio.testing.MockClock, cap: int
+) -> None:
+    in_step = trio.Event()
+
+    async def stuck() -> None:
+        in_step.set()
+        await trio.sleep_forever()
+
+    @dur.process("/job/:job")
+    async def proc(ctx: dur.Context, job: str) -> str:
+        await ctx.step(stuck, name="stuck")
+        return "never"
+
+    store = dur.MemoryStore()
+    with trio.fail_after(TIMEOUT):
+        async with open_rt(store, proc, cap=cap) as worker:
+            h = await worker.start(proc, job="j1")
+            await in_step.wait()
+            # another program (no definitions, like the CLI) cannot claim it: it marks it
+            async with open_rt(store, cap=cap) as admin:
+                await admin.handle(h.id).cancel()
+            with pytest.raises(dur.ProcessCancelled):
+                await h.wait()
+            state = await h.state()
+            assert state.status is dur.Status.CANCELLED
+            assert worker.statistics().running == 0

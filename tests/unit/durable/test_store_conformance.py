@@ -44,6 +44,7 @@ from actorkit_durable._store import (
     make_owner,
 )
 from actorkit_durable._store._lease import HOSTNAME
+from actorkit_durable._store._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 TIMEOUT = 10.0
 """Wall-clock seconds any one test may take before it is called hung."""
@@ -552,6 +553,31 @@ async def test_emit_takes_the_woken_processes_it_is_asked_to(store: Store) -> No
     assert [c.process.id for c in batch.claimed] == ["q"]
 
 
+async def test_request_cancel_marks_an_unfinished_process(store: Store) -> None:
+    epoch = await leased(store, "p")
+    await leased(store, "q")
+    seen = store.work_version
+    record = await store.request_cancel("p", now=1.0)
+    assert record is not None
+    assert record.cancel_requested
+    assert store.work_version > seen  # the runner holding it must look
+    found = await store.query(cancel_requested=True)
+    assert [r.id for r in found] == ["p"]
+    assert [r.id for r in await store.query(cancel_requested=False)] == ["q"]
+    # the mark survives the holder's commits; a finished process is not marked
+    result = await store.commit(Commit("p", epoch, journal=[entry(0)]), now=2.0)
+    assert result.process.cancel_requested
+    await store.commit(Commit("p", epoch, status=Status.CANCELLED), now=3.0)
+    await store.create(new("done", due_at=None), now=0.0)
+    claimed = (await store.claim(OWNER, now=0.0, lease_for=5.0, ids=["done"])).claimed[0]
+    done = Commit("done", claimed.process.lease_epoch, status=Status.COMPLETED)
+    await store.commit(done, now=1.0)
+    finished = await store.request_cancel("done", now=4.0)
+    assert finished is not None
+    assert not finished.cancel_requested
+    assert await store.request_cancel("nope", now=4.0) is None
+
+
 async def test_work_version_grows_only_for_claimable_work(store: Store) -> None:
     def versions() -> tuple[int, int]:
         return store.version, store.work_version
@@ -988,10 +1014,36 @@ async def test_sqlite_concurrent_opens_of_a_new_file_migrate_once(tmp_path: Path
         await trio.to_thread.run_sync(run_in_threads(4, open_and_create))
     connection = sqlite3.connect(path)
     try:
-        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [
+            (SCHEMA_VERSION,)
+        ]
         assert connection.execute("SELECT count(*) FROM process").fetchone() == (4,)
     finally:
         connection.close()
+
+
+async def test_sqlite_file_of_schema_1_is_migrated_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.execute("INSERT INTO schema_version (version) VALUES (1)")
+        for statement in MIGRATIONS[0]:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO process (id, kind, path, params, status, created_at, updated_at) "
+            "VALUES ('p', 'process', '/test', '{\"id\":\"p\"}', 'suspended', 1.0, 1.0)"
+        )
+        connection.commit()
+    finally:
+        connection.close()
+    async with SQLiteStore(path) as store:
+        record = await store.get("p")
+        assert record is not None
+        assert (record.status, record.cancel_requested) == (Status.SUSPENDED, False)
+        marked = await store.request_cancel("p", now=2.0)
+        assert marked is not None
+        assert marked.cancel_requested
 
 
 async def test_sqlite_settings(tmp_path: Path) -> None:
