@@ -4,7 +4,8 @@ A *program* is a random list of durable operations (steps, waits for signals, sl
 of a signal against a delay, emits to the process itself) run by one handler, which records
 what each operation returned and when (``ctx.now()``, ``ctx.random()``). A *schedule* emits
 signals to the processes at random virtual times. The same program and schedule run three
-ways on a MemoryStore under MockClock:
+ways on a MemoryStore under MockClock, one external event per instant (the order of two
+events at one instant is trio's scheduling, which differs between the ways):
 
 - resident: waiting processes stay in memory and are woken there;
 - ``max_resident=0``: every wake rebuilds the process by replaying its journal;
@@ -118,10 +119,13 @@ async def run_program(
                     rt_cm = runtime()
                     rt = await rt_cm.__aenter__()
                 await rt.emit(SIGNALS[name], data=value, p=process)
-            # what still waits for a signal gets one of each, then every timer may run out
+            # what still waits for a signal gets one of each, then every timer may run out;
+            # one event per instant, so that each run settles before the next one (what two
+            # events at the same instant do depends on which task trio runs first)
             for _ in range(len(program)):
                 for process in PROCESSES:
                     for name in ("a", "b"):
+                        await trio.sleep(0.125)
                         await rt.emit(SIGNALS[name], data=-1, p=process)
                 await trio.sleep(5.0)
             for process in PROCESSES:
