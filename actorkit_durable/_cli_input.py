@@ -21,6 +21,7 @@ import attrs
 
 from ._definitions import App
 from ._paths import PathTemplate
+from ._process import describe_error
 from ._signals import SignalDef, Signals, signals_of
 
 
@@ -50,15 +51,16 @@ def load_app(spec: str) -> object:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+    except Exception as exc:
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        if missing is not None and (module_name + ".").startswith(missing + "."):
             raise BadInput(
-                f"--app {spec}: no module named {exc.name!r}; run from the directory that "
+                f"--app {spec}: no module named {missing!r}; run from the directory that "
                 "holds it, or add that directory to PYTHONPATH"
             ) from None
-        raise BadInput(f"--app {spec}: importing {module_name} failed: {_error(exc)}") from None
-    except Exception as exc:
-        raise BadInput(f"--app {spec}: importing {module_name} failed: {_error(exc)}") from None
+        raise BadInput(
+            f"--app {spec}: importing {module_name} failed: {describe_error(exc)}"
+        ) from None
     found: object = module
     for part in attribute.split("."):
         try:
@@ -68,10 +70,6 @@ def load_app(spec: str) -> object:
                 f"--app {spec}: module {module_name} has no attribute {attribute!r}"
             ) from None
     return found
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def app_for_worker(spec: str) -> App:
@@ -313,7 +311,7 @@ def _record(cls: type, value: Any, where: str, top: type) -> Any:
     except Exception as exc:
         raise BadInput(
             f"--data does not fit {top.__qualname__}: {cls.__qualname__} rejected {where}: "
-            f"{_error(exc)}"
+            f"{describe_error(exc)}"
         ) from None
 
 

@@ -56,44 +56,42 @@ class Definitions:
     def of(
         cls, actors: Iterable[object], signals: Iterable[object], processes: Iterable[object] = ()
     ) -> Definitions:
-        by_process: dict[str, ProcessDef[Any]] = {}
-        for item in processes:
-            if not isinstance(item, ProcessDef):
-                raise TypeError(
-                    f"open_runtime(processes=...): {item!r} is not a durable process; define "
-                    "it with @dur.process(path) on an async def"
-                )
-            known_process = by_process.get(item.path)
-            if known_process is not None and known_process is not item:
-                raise ValueError(
-                    f"open_runtime(processes=...): two processes share the path {item.path!r}; "
-                    "give each its own"
-                )
-            by_process[item.path] = item
-        by_path: dict[str, PersistentActor[Any, Any]] = {}
-        for definition in actors:
-            if not isinstance(definition, PersistentActor):
-                raise TypeError(
-                    f"open_runtime(actors=...): {definition!r} is not a persistent actor; "
-                    "define it with dur.persistent_actor(path, init=..., handle=...)"
-                )
-            known = by_path.get(definition.path)
-            if known is not None and known is not definition:
-                raise ValueError(
-                    f"open_runtime(actors=...): two persistent actors share the path "
-                    f"{definition.path!r}; give each its own"
-                )
-            by_path[definition.path] = definition
-            if definition.path in by_process:
-                raise ValueError(
-                    f"open_runtime(): {definition.path!r} is the path of both a persistent actor "
-                    "and a process; give each its own"
-                )
+        by_process: dict[str, ProcessDef[Any]] = _by_path(
+            processes, ProcessDef, "processes", "durable process",
+            "define it with @dur.process(path) on an async def",
+        )  # fmt: skip
+        by_path: dict[str, PersistentActor[Any, Any]] = _by_path(
+            actors, PersistentActor, "actors", "persistent actor",
+            "define it with dur.persistent_actor(path, init=..., handle=...)",
+        )  # fmt: skip
+        for path in by_path.keys() & by_process.keys():
+            raise ValueError(
+                f"open_runtime(): {path!r} is the path of both a persistent actor and a "
+                "process; give each its own"
+            )
         by_signal: dict[str, SignalDef[Any]] = {}
         for item in signals:
             for signal in signals_of(item):
                 _add_signal(by_signal, signal)
         return cls(by_path, by_signal, by_process)
+
+
+def _by_path(
+    items: Iterable[object], kind: type[Any], argument: str, what: str, fix: str
+) -> dict[str, Any]:
+    """``items`` (all instances of ``kind``) by path; a TypeError or ValueError naming them."""
+    found: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, kind):
+            raise TypeError(f"open_runtime({argument}=...): {item!r} is not a {what}; {fix}")
+        known = found.get(item.path)
+        if known is not None and known is not item:
+            raise ValueError(
+                f"open_runtime({argument}=...): two of them share the path {item.path!r} "
+                f"({known!r} and {item!r}); give each its own"
+            )
+        found[item.path] = item
+    return found
 
 
 @attrs.frozen(init=False)

@@ -40,7 +40,7 @@ from ._persistent import (
     _Passivate,
 )
 from ._process import KIND as PROCESS_KIND
-from ._process import ProcessDef
+from ._process import ProcessDef, _time
 from ._run import ProcessRun
 from ._runtime_processes import ProcessesMixin
 from ._signals import SignalDef, SignalReceived
@@ -158,7 +158,7 @@ class Runtime(ProcessesMixin):
 
     def now_datetime(self) -> datetime:
         """``now()`` as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.now(), UTC)
+        return _time(self.now())
 
     async def actor(self, definition: PersistentActor[Any, M], **params: str) -> PersistentRef[M]:
         """A ref to the persistent actor ``definition`` with identity ``params``, activated.

@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
@@ -19,7 +18,7 @@ from ._admin import request_cancel, request_retry
 from ._codec import Codec
 from ._exceptions import DurableError
 from ._process import KIND as PROCESS_KIND
-from ._process import ProcessDef, ProcessEvent, ProcessHandle, ProcessState
+from ._process import ProcessDef, ProcessEvent, ProcessHandle, ProcessState, _time
 from ._run import ProcessRun, _Parked
 from ._store import (
     LoadedProcess,
@@ -172,7 +171,7 @@ class ProcessesMixin:
             after = records[-1].id
 
     def _state(self, record: ProcessRecord) -> ProcessState:
-        at = self._datetime
+        at = _time
         return ProcessState(
             id=record.id, path=record.path, params=dict(record.params), status=record.status,
             result=self._result(record) if record.status is Status.COMPLETED else None,
@@ -181,10 +180,6 @@ class ProcessesMixin:
             waiting_on=record.waiting_on, created_at=at(record.created_at),
             updated_at=at(record.updated_at),
         )  # fmt: skip
-
-    @staticmethod
-    def _datetime(seconds: float) -> datetime:
-        return datetime.fromtimestamp(seconds, UTC)
 
     def _result(self, record: ProcessRecord) -> Any:
         if record.result is None:
@@ -236,7 +231,7 @@ class ProcessesMixin:
     async def _cancel_requested_here(self) -> None:
         """Cancel the runs of processes that another program asked to cancel (it could not
         claim them: this runtime held them)."""
-        if all(run.parked for run in self._runs.values()):
+        if len(self._runs) == len(self._parked):  # every run waits: none holds a lease
             return
         found = await self._store.query(
             owner=self._owner, kind=PROCESS_KIND, cancel_requested=True, limit=1000

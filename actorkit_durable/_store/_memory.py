@@ -306,18 +306,11 @@ class MemoryStore:
         result = self._emit_now(signal, now, quiet)
         if not wanted:
             return result
-        taken = []
-        for pid in result.woken:
-            if pid in wanted and self._claimable(pid, now):
-                record = self._processes[pid]
-                self._processes[pid] = attrs.evolve(
-                    record,
-                    lease_owner=owner,
-                    lease_until=now + lease_for,
-                    lease_epoch=record.lease_epoch + 1,
-                )
-                taken.append(self._loaded(pid))
-        return attrs.evolve(result, taken=tuple(taken))
+        assert owner is not None
+        taken = [pid for pid in result.woken if pid in quiet]
+        for pid in taken:
+            self._lease(pid, owner, now, lease_for)
+        return attrs.evolve(result, taken=tuple(self._loaded(pid) for pid in taken))
 
     def _emit_now(self, signal: NewSignal, now: float, quiet: Collection[str] = ()) -> EmitResult:
         key = signal.idempotency_key
@@ -388,16 +381,20 @@ class MemoryStore:
             )
             chosen = [pid for _, pid in due if self._claimable(pid, now)][: max(limit, 0)]
         for pid in chosen:
-            record = self._processes[pid]
-            self._processes[pid] = attrs.evolve(
-                record,
-                lease_owner=owner,
-                lease_until=now + lease_for,
-                lease_epoch=record.lease_epoch + 1,
-            )
+            self._lease(pid, owner, now, lease_for)
         return ClaimBatch(
             claimed=tuple(self._loaded(pid) for pid in chosen),
             next_due_at=self._next_due_at(owner, now, runnable),
+        )
+
+    def _lease(self, process_id: str, owner: str, now: float, lease_for: float) -> None:
+        """Lease the process to ``owner`` with a new epoch (a claim)."""
+        record = self._processes[process_id]
+        self._processes[process_id] = attrs.evolve(
+            record,
+            lease_owner=owner,
+            lease_until=now + lease_for,
+            lease_epoch=record.lease_epoch + 1,
         )
 
     def _claimable(self, process_id: str, now: float) -> bool:

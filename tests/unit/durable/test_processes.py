@@ -2013,3 +2013,26 @@ async def test_cancel_from_another_runtime_interrupts_a_step_that_never_returns(
             state = await h.state()
             assert state.status is dur.Status.CANCELLED
             assert worker.statistics().running == 0
+
+
+async def test_open_runtime_rejects_definitions_that_share_a_path() -> None:
+    @dur.process("/job/:job")
+    async def one(ctx: dur.Context, job: str) -> None:
+        return None
+
+    @dur.process("/job/:job")
+    async def other(ctx: dur.Context, job: str) -> None:
+        return None
+
+    actor: dur.PersistentActor[int, object] = dur.persistent_actor(
+        "/job/:job", init=lambda params: 0, handle=lambda s, m, t: s
+    )
+    with pytest.raises(ValueError, match="share the path '/job/:job'"):
+        async with dur.open_runtime("memory://", processes=[one, other]):
+            pass
+    with pytest.raises(ValueError, match="both a persistent actor and a process"):
+        async with dur.open_runtime("memory://", processes=[one], actors=[actor]):
+            pass
+    with pytest.raises(TypeError, match="is not a durable process"):
+        async with dur.open_runtime("memory://", processes=[actor]):  # type: ignore[list-item]
+            pass
