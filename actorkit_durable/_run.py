@@ -324,13 +324,6 @@ class ProcessRun:
         }  # fmt: skip
         return changes
 
-    async def _append(self, kind: str, name: str, payload: object, **changes: Any) -> JournalEntry:
-        """Record an entry now (with whatever is staged), before the handler goes on."""
-        entry = self._stage(kind, name, payload)
-        await self._commit(**{**self._live_changes(), **changes})
-        self._announce_running()
-        return entry
-
     def _stage(
         self,
         kind: str,
